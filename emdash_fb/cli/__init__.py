@@ -1,0 +1,1 @@
+"""Command-line interface: typer commands and (later) the interactive REPL. Rendering only."""

@@ -1,0 +1,195 @@
+"""Server-sent event listeners: turning committed changes into stream events.
+
+A ``StreamListener`` belongs to one HTTP connection. The namespace calls
+``on_change`` synchronously for every commit (so all listeners see the same
+order); the listener turns the change into zero or more SSE frames and queues
+them in a bounded buffer. The connection's writer task drains the buffer. A
+listener whose buffer overflows (a stalled client) is dropped, never waited
+for, so writers and other listeners are never blocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any
+
+from .database import Caller, Change, Namespace, Path
+from .paths import is_prefix
+from .query import Query
+from .values import Json, at_path, children, plain
+
+KEEP_ALIVE = b"event: keep-alive\ndata: null\n\n"
+CANCEL = b"event: cancel\ndata: null\n\n"
+AUTH_REVOKED = b"event: auth_revoked\ndata: credential is no longer valid\n\n"
+DEFAULT_BUFFER_LIMIT = 8 * 1024 * 1024
+
+
+def frame(event: str, path: Path, data: Json) -> bytes:
+    payload = json.dumps(
+        {"path": "/" + "/".join(path), "data": data}, separators=(",", ":"), ensure_ascii=False
+    )
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+class StreamListener:
+    """One streaming GET: a location, an optional query, who is listening."""
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        path: Path,
+        caller: Caller,
+        query: Query | None = None,
+        *,
+        buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+    ) -> None:
+        self.namespace = namespace
+        self.path = path
+        self.caller = caller
+        self.query = query if query is not None and not query.is_empty else None
+        self.buffer_limit = buffer_limit
+        self._frames: deque[bytes] = deque()
+        self._buffered = 0
+        self._wakeup = asyncio.Event()
+        self.closed = False
+        self.close_reason: str | None = None
+        self._window: dict[str, Json] = {}
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def open(self) -> None:
+        """Register and queue the initial snapshot in the same step (no gap)."""
+        node = at_path(self.namespace.root, self.path)
+        if self.query is not None:
+            node = self.query.apply(node)
+            self._window = dict(children(node))
+        self._push(frame("put", (), plain(node)))
+        self.namespace.add_listener(self)
+
+    def close(self, reason: str, final: bytes | None = None) -> None:
+        if self.closed:
+            return
+        if final is not None:
+            self._frames.append(final)
+        self.closed = True
+        self.close_reason = reason
+        self.namespace.remove_listener(self)
+        self._wakeup.set()
+
+    async def next_frames(self, timeout: float) -> bytes | None:
+        """Everything queued so far, joined; ``b""`` on timeout; ``None`` when done."""
+        if not self._frames and not self.closed:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            except TimeoutError:
+                return b""
+        if not self._frames:
+            return None
+        out = b"".join(self._frames)
+        self._frames.clear()
+        self._buffered = 0
+        return out
+
+    def _push(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._buffered += len(data)
+        if self._buffered > self.buffer_limit:
+            # Too far behind: drop the connection; the client reconnects and
+            # gets a fresh snapshot instead of an unbounded backlog.
+            self._frames.clear()
+            self._buffered = 0
+            self.close("overflow")
+            return
+        self._frames.append(data)
+        self._wakeup.set()
+
+    # -- access ------------------------------------------------------------
+
+    def still_allowed(self) -> bool:
+        return self.namespace.can_read(self.path, self.caller, self.query)
+
+    def on_rules_changed(self) -> None:
+        if not self.still_allowed():
+            self.close("cancel", CANCEL)
+
+    def revoke(self) -> None:
+        self.close("auth_revoked", AUTH_REVOKED)
+
+    # -- changes -----------------------------------------------------------
+
+    def on_change(self, change: Change) -> None:
+        if self.closed:
+            return
+        frames = self._frames_for(change)
+        if not frames:
+            return
+        if not self.caller.bypasses_rules and not self.still_allowed():
+            self.close("cancel", CANCEL)
+            return
+        for f in frames:
+            self._push(f)
+
+    def _frames_for(self, change: Change) -> list[bytes]:
+        if self.query is not None:
+            return self._query_frames(change)
+        base, here = change.base, self.path
+        if is_prefix(here, base):
+            rel = base[len(here) :]
+            if change.kind == "put":
+                if at_path(change.old_root, base) == at_path(change.new_root, base):
+                    return []
+                return [self._cached(change, "put", rel, change.items[0][1])]
+            items = {
+                "/".join(p): v
+                for p, v in change.items
+                if at_path(change.old_root, base + p) != v
+            }
+            if not items:
+                return []
+            key = ("patch", rel)
+            if key not in change.encoded:
+                change.encoded[key] = frame(
+                    "patch", rel, {k: plain(v) for k, v in items.items()}
+                )
+            return [change.encoded[key]]
+        if not is_prefix(base, here):
+            # The write is beside us; for patches, a child path may still reach us.
+            return []
+        old_here = at_path(change.old_root, here)
+        new_here = at_path(change.new_root, here)
+        if old_here == new_here:
+            return []
+        return [self._cached(change, "put", (), new_here, here)]
+
+    def _cached(
+        self, change: Change, event: str, rel: Path, value: Json, at: Path | None = None
+    ) -> bytes:
+        key: Any = (event, rel, at)
+        cached = change.encoded.get(key)
+        if cached is None:
+            cached = frame(event, rel, plain(value))
+            change.encoded[key] = cached
+        return cached
+
+    def _query_frames(self, change: Change) -> list[bytes]:
+        assert self.query is not None
+        here = self.path
+        touches = is_prefix(here, change.base) or is_prefix(change.base, here)
+        if not touches:
+            return []
+        new_window = dict(children(self.query.apply(at_path(change.new_root, here))))
+        old_window = self._window
+        if new_window == old_window:
+            return []
+        self._window = new_window
+        out = []
+        for key in old_window.keys() - new_window.keys():
+            out.append(frame("put", (key,), None))
+        for key, value in new_window.items():
+            if old_window.get(key) != value:
+                out.append(frame("put", (key,), plain(value)))
+        return out
