@@ -1,0 +1,1155 @@
+"""Allow/deny tables for the security rules engine (pure unit tests, no server).
+
+Each table row is one rules tree, one request and the verdict Firebase gives.
+Rows come in pairs or groups where possible, so that a rule which always
+allowed (or always denied) would fail at least one of them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from emdash_fb.emulator.rules import RulesError, RuleSet
+from emdash_fb.emulator.values import normalize, set_at
+
+NOW = 1_700_000_000_000
+
+
+def user(uid: str, provider: str = "password", **claims: Any) -> dict[str, Any]:
+    """An ``auth`` value as the emulator builds it from an ID token."""
+    return {"uid": uid, "provider": provider, "token": {"sub": uid, **claims}}
+
+
+ADA = user("ada", email="ada@example.com", admin=True)
+BOB = user("bob")
+ANON = user("anon1", provider="anonymous")
+
+
+def ruleset(tree: dict[str, Any]) -> RuleSet:
+    return RuleSet.from_text(json.dumps({"rules": tree}))
+
+
+def split(path: str) -> list[str]:
+    return [key for key in path.split("/") if key]
+
+
+def read(
+    tree: dict[str, Any],
+    path: str,
+    data: Any = None,
+    auth: dict[str, Any] | None = None,
+    query: dict[str, Any] | None = None,
+    now: int = NOW,
+) -> bool:
+    return ruleset(tree).can_read(
+        split(path), root=normalize(data), auth=auth, now=now, query=query
+    )
+
+
+def write(
+    tree: dict[str, Any],
+    writes: list[tuple[str, Any]],
+    old: Any = None,
+    auth: dict[str, Any] | None = None,
+    now: int = NOW,
+) -> bool:
+    """Judge a (multi-path) write of ``writes`` onto the database ``old``."""
+    old_root = normalize(old)
+    new_root = old_root
+    pending = []
+    for path, value in writes:
+        stored = normalize(value)
+        new_root = set_at(new_root, split(path), stored)
+        pending.append((split(path), stored))
+    return ruleset(tree).can_write(
+        pending, old_root=old_root, new_root=new_root, auth=auth, now=now
+    )
+
+
+# --- reads: cascade, no revoke, not filters, wildcards, variables ----------------------
+
+USERS = {
+    "users": {
+        "$uid": {".read": "auth != null && auth.uid == $uid"},
+    }
+}
+
+READ_CASES = [
+    pytest.param({".read": True}, "/a/b/c", None, None, True, id="root-grant-cascades-down"),
+    pytest.param({}, "/a", None, None, False, id="no-rule-denies"),
+    pytest.param({".read": False}, "/a", None, None, False, id="false-at-root-denies"),
+    pytest.param({"a": {".read": True}}, "/a/b", None, None, True, id="grant-at-parent"),
+    pytest.param({"a": {".read": True}}, "/", None, None, False, id="grant-below-not-above"),
+    pytest.param(
+        {"a": {"b": {".read": True}}}, "/a", None, None, False, id="rules-are-not-filters"
+    ),
+    pytest.param(
+        {".read": True, "a": {".read": False}}, "/a", None, None, True, id="deeper-false-no-revoke"
+    ),
+    pytest.param(
+        {".read": False, "a": {".read": True}}, "/a", None, None, True, id="deeper-true-grants"
+    ),
+    pytest.param({"a": {".read": "true"}}, "/a", None, None, True, id="string-true-accepted"),
+    pytest.param({"a": {".read": "false"}}, "/a", None, None, False, id="string-false-accepted"),
+    pytest.param(USERS, "/users/ada", None, ADA, True, id="wildcard-own-uid"),
+    pytest.param(USERS, "/users/ada/profile", None, ADA, True, id="wildcard-below-own"),
+    pytest.param(USERS, "/users/bob", None, ADA, False, id="wildcard-other-uid"),
+    pytest.param(USERS, "/users/ada", None, None, False, id="wildcard-unauthenticated"),
+    pytest.param(USERS, "/users", None, ADA, False, id="wildcard-parent-not-readable"),
+    pytest.param(
+        {"public": {".read": False}, "$other": {".read": True}},
+        "/public",
+        None,
+        None,
+        False,
+        id="named-sibling-beats-wildcard",
+    ),
+    pytest.param(
+        {"public": {".read": False}, "$other": {".read": True}},
+        "/private",
+        None,
+        None,
+        True,
+        id="wildcard-catches-other-keys",
+    ),
+    pytest.param(
+        {"$a": {"$b": {".read": "$a + '/' + $b == 'x/y'"}}},
+        "/x/y",
+        None,
+        None,
+        True,
+        id="nested-wildcards-bind",
+    ),
+    pytest.param(
+        {"$a": {"$b": {".read": "$a + '/' + $b == 'x/y'"}}},
+        "/y/x",
+        None,
+        None,
+        False,
+        id="nested-wildcards-bind-other",
+    ),
+    pytest.param(
+        {"$a": {".read": "$a.beginsWith('pub')"}},
+        "/public",
+        None,
+        None,
+        True,
+        id="wildcard-is-a-string",
+    ),
+    # auth
+    pytest.param({".read": "auth != null"}, "/", None, BOB, True, id="auth-signed-in"),
+    pytest.param({".read": "auth != null"}, "/", None, None, False, id="auth-signed-out"),
+    pytest.param({".read": "auth == null"}, "/", None, None, True, id="auth-null-comparable"),
+    pytest.param(
+        {".read": "auth.uid == 'ada'"}, "/", None, None, False, id="auth-null-property-denies"
+    ),
+    pytest.param(
+        {".read": "auth.token.admin === true"}, "/", None, ADA, True, id="auth-token-claim"
+    ),
+    pytest.param(
+        {".read": "auth.token.admin === true"}, "/", None, BOB, False, id="auth-claim-missing"
+    ),
+    pytest.param(
+        {".read": "auth.token.admin == null"}, "/", None, BOB, True, id="auth-missing-claim-null"
+    ),
+    pytest.param(
+        {".read": "auth.token['email'] == 'ada@example.com'"},
+        "/",
+        None,
+        ADA,
+        True,
+        id="auth-token-bracket",
+    ),
+    pytest.param(
+        {".read": "auth.provider == 'anonymous'"}, "/", None, ANON, True, id="auth-provider"
+    ),
+    pytest.param(
+        {".read": "auth.provider == 'anonymous'"}, "/", None, ADA, False, id="auth-provider-other"
+    ),
+    # now
+    pytest.param({".read": f"now == {NOW}"}, "/", None, None, True, id="now-is-millis"),
+    pytest.param({".read": "now < 1000"}, "/", None, None, False, id="now-compared"),
+    # root and data
+    pytest.param(
+        {"docs": {".read": "root.child('admins/' + auth.uid).exists()"}},
+        "/docs",
+        {"admins": {"ada": True}},
+        ADA,
+        True,
+        id="root-lookup-allows",
+    ),
+    pytest.param(
+        {"docs": {".read": "root.child('admins/' + auth.uid).exists()"}},
+        "/docs",
+        {"admins": {"ada": True}},
+        BOB,
+        False,
+        id="root-lookup-denies",
+    ),
+    pytest.param(
+        {"posts": {"$id": {".read": "data.child('public').val() == true"}}},
+        "/posts/p1",
+        {"posts": {"p1": {"public": True}, "p2": {"public": False}}},
+        None,
+        True,
+        id="data-is-rule-location",
+    ),
+    pytest.param(
+        {"posts": {"$id": {".read": "data.child('public').val() == true"}}},
+        "/posts/p2",
+        {"posts": {"p1": {"public": True}, "p2": {"public": False}}},
+        None,
+        False,
+        id="data-is-rule-location-other",
+    ),
+    pytest.param(
+        {"posts": {"$id": {".read": "data.val().owner == auth.uid"}}},
+        "/posts/p1/title",
+        {"posts": {"p1": {"owner": "ada", "title": "t"}}},
+        ADA,
+        True,
+        id="data-val-object-property",
+    ),
+    pytest.param(
+        {"posts": {"$id": {".read": "!data.exists()"}}},
+        "/posts/p9",
+        {"posts": {"p1": {"owner": "ada"}}},
+        None,
+        True,
+        id="data-absent-at-location",
+    ),
+    # newData is write-only
+    pytest.param(
+        {".read": "newData.exists() || true"}, "/", None, None, False, id="newData-in-read-denies"
+    ),
+    pytest.param(
+        {".read": "true || newData.exists()"}, "/", None, None, True, id="short-circuit-skips-error"
+    ),
+]
+
+
+@pytest.mark.parametrize(("tree", "path", "data", "auth", "expected"), READ_CASES)
+def test_read(
+    tree: dict[str, Any], path: str, data: Any, auth: dict[str, Any] | None, expected: bool
+) -> None:
+    assert read(tree, path, data, auth) is expected
+
+
+# --- query.* in read rules -----------------------------------------------------------
+
+OWNED = {"items": {".read": "query.orderByChild == 'owner' && query.equalTo == auth.uid"}}
+NO_QUERY_ARGS = {
+    "orderByKey": False,
+    "orderByValue": False,
+    "orderByPriority": False,
+    "orderByChild": None,
+    "startAt": None,
+    "endAt": None,
+    "equalTo": None,
+    "limitToFirst": None,
+    "limitToLast": None,
+}
+
+
+def query(**overrides: Any) -> dict[str, Any]:
+    return {**NO_QUERY_ARGS, **overrides}
+
+
+QUERY_CASES = [
+    pytest.param(OWNED, query(orderByChild="owner", equalTo="ada"), True, id="own-items"),
+    pytest.param(OWNED, query(orderByChild="owner", equalTo="bob"), False, id="others-items"),
+    pytest.param(OWNED, query(orderByKey=True), False, id="wrong-order"),
+    pytest.param(OWNED, None, False, id="no-query"),
+    pytest.param(
+        {"items": {".read": "query.limitToFirst <= 10"}},
+        query(limitToFirst=5),
+        True,
+        id="limit-within",
+    ),
+    pytest.param(
+        {"items": {".read": "query.limitToFirst <= 10"}},
+        query(limitToFirst=50),
+        False,
+        id="limit-over",
+    ),
+    pytest.param(
+        {"items": {".read": "query.limitToFirst <= 10"}}, None, False, id="limit-null-errors"
+    ),
+    pytest.param(
+        {"items": {".read": "query.orderByKey == false && query.limitToLast == null"}},
+        None,
+        True,
+        id="no-query-reads-false-and-null",
+    ),
+    pytest.param(
+        {"items": {".read": "query.orderByKey && query.startAt == 'b'"}},
+        query(orderByKey=True, startAt="b"),
+        True,
+        id="order-by-key-start-at",
+    ),
+    pytest.param(
+        {"items": {".read": "query.orderByValue || query.orderByPriority"}},
+        query(orderByPriority=True),
+        True,
+        id="order-by-priority",
+    ),
+    pytest.param(
+        {"items": {".read": "query.endAt == 10"}}, query(endAt=10), True, id="end-at-number"
+    ),
+]
+
+
+@pytest.mark.parametrize(("tree", "query_args", "expected"), QUERY_CASES)
+def test_read_query(
+    tree: dict[str, Any], query_args: dict[str, Any] | None, expected: bool
+) -> None:
+    assert read(tree, "/items", None, ADA, query=query_args) is expected
+
+
+# --- expressions: operators, snapshot and string methods, regex, errors -----------------
+
+DATA = {
+    "x": {
+        "name": "Ada",
+        "age": 36,
+        "pi": 3.5,
+        "flag": True,
+        "nested": {"deep": "v"},
+        "prio": {".value": "p", ".priority": 5},
+        "obj": {"a": 1, "b": "two", ".priority": "hi"},
+    },
+    "admins": {"ada": True},
+}
+
+EXPRESSION_CASES = [
+    # snapshot methods
+    ("data.child('name').val() == 'Ada'", True),
+    ("data.child('name').val() == 'ada'", False),
+    ("data.child('nested/deep').val() == 'v'", True),
+    ("data.child('nested').child('deep').exists()", True),
+    ("data.child('missing').exists()", False),
+    ("data.child('missing').val() == null", True),
+    ("data.child('name').child('x').exists()", False),
+    ("data.hasChild('age')", True),
+    ("data.hasChild('nested/deep')", True),
+    ("data.hasChild('nope')", False),
+    ("data.hasChildren()", True),
+    ("data.child('name').hasChildren()", False),
+    ("data.child('missing').hasChildren()", False),
+    ("data.hasChildren(['name', 'age'])", True),
+    ("data.hasChildren(['name', 'zzz'])", False),
+    ("data.child('nested/deep').parent().parent().hasChild('age')", True),
+    ("data.parent().child('admins/ada').val() == true", True),
+    ("root.parent().exists() || true", False),
+    ("root.child('x/age').val() == 36", True),
+    ("data.child('prio').getPriority() == 5", True),
+    ("data.child('prio').val() == 'p'", True),
+    ("data.child('obj').getPriority() == 'hi'", True),
+    ("data.child('name').getPriority() == null", True),
+    ("data.child('age').isNumber()", True),
+    ("data.child('pi').isNumber()", True),
+    ("data.child('name').isNumber()", False),
+    ("data.child('flag').isNumber()", False),
+    ("data.child('flag').isBoolean()", True),
+    ("data.child('age').isBoolean()", False),
+    ("data.child('name').isString()", True),
+    ("data.child('prio').isString()", True),
+    ("data.child('obj').isString()", False),
+    ("data.child('missing').isString()", False),
+    ("data.child('obj').val().a == 1", True),
+    ("data.child('obj').val()['b'] == 'two'", True),
+    ("data.child('obj').val().missing == null", True),
+    ("data.val() == null", False),
+    # strings
+    ("'abc'.length == 3", True),
+    ("data.child('name').val().length == 3", True),
+    ("data.child('name').val().length == 4", False),
+    ("'é😀'.length == 3", True),
+    ("'Ada Lovelace'.contains('Love')", True),
+    ("'Ada Lovelace'.contains('love')", False),
+    ("'Ada'.beginsWith('Ad')", True),
+    ("'Ada'.beginsWith('da')", False),
+    ("'Ada'.endsWith('da')", True),
+    ("'Ada'.endsWith('Ad')", False),
+    ("'a-b-c'.replace('-', '+') == 'a+b+c'", True),
+    ("'a-b-c'.replace('-', '+') == 'a+b-c'", False),
+    ("'MiXeD'.toLowerCase() == 'mixed'", True),
+    ("'MiXeD'.toUpperCase() == 'MIXED'", True),
+    ("'MiXeD'.toUpperCase() == 'MiXeD'", False),
+    ("\"dq\" == 'dq'", True),
+    ("'it\\'s' == \"it's\"", True),
+    ("'tab\\there'.contains('\\t')", True),
+    ("'\\u0041' == 'A'", True),
+    # regex
+    ("'abc'.matches(/^a.c$/)", True),
+    ("'abd'.matches(/^a.c$/)", False),
+    ("'ABC'.matches(/^abc$/i)", True),
+    ("'ABC'.matches(/^abc$/)", False),
+    ("'xabc'.matches(/^abc/)", False),
+    ("'xabcx'.matches(/abc/)", True),
+    ("'abc\\n'.matches(/^abc$/)", False),
+    ("'a/b'.matches(/^a\\/b$/)", True),
+    ("'a/b'.matches(/^a[./]b$/)", True),
+    ("'2024-01-31'.matches(/^\\d{4}-\\d{2}-\\d{2}$/)", True),
+    ("'2024-1-31'.matches(/^\\d{4}-\\d{2}-\\d{2}$/)", False),
+    ("'\u0661\u0662'.matches(/^\\d+$/)", False),
+    ("data.child('name').val().matches(/^[A-Z][a-z]+$/)", True),
+    ("'ab' + 'c' == 'abc' && 4 / 2 == 2", True),
+    # arithmetic and concatenation
+    ("1 + 2 == 3", True),
+    ("1 + 2 == 4", False),
+    ("'a' + 1 == 'a1'", True),
+    ("'a' + 1.5 == 'a1.5'", True),
+    ("'n' + 4 / 2 == 'n2'", True),
+    ("'x' + true + null == 'xtruenull'", True),
+    ("7 - 10 == -3", True),
+    ("2 * 3 == 6", True),
+    ("7 / 2 == 3.5", True),
+    ("7 % 3 == 1", True),
+    ("-7 % 3 == -1", True),
+    ("1 / 0 > 1000000000", True),
+    ("2 + 3 * 4 == 14", True),
+    ("(2 + 3) * 4 == 20", True),
+    ("10 - 2 - 3 == 5", True),
+    ("-(2) == -2", True),
+    ("- data.child('age').val() == -36", True),
+    ("data.child('age').val() + 1 == 37", True),
+    # comparison and equality
+    ("1 == 1.0", True),
+    ("1 == '1'", False),
+    ("1 != '1'", True),
+    ("null == false", False),
+    ("true == 1", False),
+    ("1 === 1", True),
+    ("'a' !== 'b'", True),
+    ("'a' !== 'a'", False),
+    ("2 < 3", True),
+    ("3 < 3", False),
+    ("3 <= 3", True),
+    ("4 > 3", True),
+    ("3 > 4", False),
+    ("3 >= 4", False),
+    ("4 >= 4", True),
+    ("'apple' < 'banana'", True),
+    ("'b' <= 'a'", False),
+    ("data.child('obj').val() == data.child('obj').val()", True),
+    # logic and the conditional
+    ("!false", True),
+    ("!true", False),
+    ("!!true", True),
+    ("true && false", False),
+    ("true && true", True),
+    ("false || true", True),
+    ("false || false", False),
+    ("true || false && false", True),
+    ("!false && false", False),
+    ("true ? 1 == 1 : false", True),
+    ("false ? true : 1 == 2", False),
+    ("false ? false : true ? true : false", True),
+    ("auth != null ? auth.uid == 'ada' : false", True),
+    ("1 + 1 == 2 ? 'yes' == 'yes' : false", True),
+    # evaluation errors deny (each would allow if the error were read as false or null)
+    ("!(1 < 'a')", False),
+    ("!(1 + true == 2)", False),
+    ("!(1 / 'a' == 1)", False),
+    ("!(null < 1)", False),
+    ("auth.token.missing.deeper == null", False),
+    ("data.nope == null", False),
+    ("data.nope() == null", False),
+    ("'abc'.val() == null", False),
+    ("!data.child('name').val()", False),
+    ("!(data.child('name').val() && true)", False),
+    ("data.child('name').val() ? false : true", False),
+    ("!'abc'.contains(1)", False),
+    ("!data.child(1).exists()", False),
+    ("!data.hasChildren('name')", False),
+    ("!data.exists(1)", False),
+    ("!'abc'.matches('abc')", False),
+    ("data.child('missing').val().length == null", False),
+    ("data == null || true", False),
+    ("!(data.child('age').val() == data)", False),
+    ("auth.uid", False),
+    ("data.child('flag').val()", True),
+]
+
+
+@pytest.mark.parametrize(("expression", "expected"), EXPRESSION_CASES)
+def test_expression(expression: str, expected: bool) -> None:
+    assert read({"x": {".read": expression}}, "/x", DATA, ADA) is expected
+
+
+# --- writes: cascade, newData/data/root, validate, multi-path --------------------------
+
+OPEN = {".write": True}
+
+WRITE_CASES = [
+    # .write cascade
+    pytest.param(OPEN, [("/a/b", 1)], None, None, True, id="root-write-cascades"),
+    pytest.param({}, [("/a", 1)], None, None, False, id="no-write-rule-denies"),
+    pytest.param(
+        {".write": True, "a": {".write": False}}, [("/a", 1)], None, None, True, id="no-revoke"
+    ),
+    pytest.param(
+        {"a": {"b": {".write": True}}}, [("/a", {"b": 1})], None, None, False, id="not-a-filter"
+    ),
+    pytest.param(
+        {"a": {"b": {".write": True}}}, [("/a/b", 1)], None, None, True, id="grant-at-path"
+    ),
+    pytest.param(
+        {"a": {".validate": True}}, [("/a", 1)], None, None, False, id="validate-cannot-grant"
+    ),
+    # newData, data, root
+    pytest.param(
+        {"a": {".write": "newData.val() == 5"}}, [("/a", 5)], None, None, True, id="newData-ok"
+    ),
+    pytest.param(
+        {"a": {".write": "newData.val() == 5"}}, [("/a", 6)], None, None, False, id="newData-bad"
+    ),
+    pytest.param(
+        {"a": {".write": "!data.exists()"}}, [("/a", 1)], None, None, True, id="create-only-new"
+    ),
+    pytest.param(
+        {"a": {".write": "!data.exists()"}},
+        [("/a", 2)],
+        {"a": 1},
+        None,
+        False,
+        id="create-only-existing",
+    ),
+    pytest.param(
+        {"a": {".write": "!newData.exists()"}},
+        [("/a", None)],
+        {"a": 1},
+        None,
+        True,
+        id="delete-only",
+    ),
+    pytest.param(
+        {"x": {".write": "root.child('x').val() == 1"}},
+        [("/x", 2)],
+        {"x": 1},
+        None,
+        True,
+        id="root-is-old-data",
+    ),
+    pytest.param(
+        {"x": {".write": "root.child('x').val() == 1"}},
+        [("/x", 1)],
+        {"x": 2},
+        None,
+        False,
+        id="root-is-not-new-data",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.parent().child('b').val() == 1"}, "b": {".write": True}},
+        [("/a", 1), ("/b", 1)],
+        None,
+        None,
+        True,
+        id="newData-sees-whole-update",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.parent().child('b').val() == 1"}, "b": {".write": True}},
+        [("/a", 1), ("/b", 2)],
+        None,
+        None,
+        False,
+        id="newData-sees-whole-update-bad",
+    ),
+    pytest.param(
+        {"users": {"$uid": {".write": "auth.uid == $uid"}}},
+        [("/users/ada/name", "Ada")],
+        None,
+        ADA,
+        True,
+        id="own-user-node",
+    ),
+    pytest.param(
+        {"users": {"$uid": {".write": "auth.uid == $uid"}}},
+        [("/users/bob/name", "Ada")],
+        None,
+        ADA,
+        False,
+        id="other-user-node",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.val().x == 1"}},
+        [("/a", {"x": 1})],
+        None,
+        None,
+        True,
+        id="newData-object-property",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.val().x == null"}},
+        [("/a", 5)],
+        None,
+        None,
+        False,
+        id="property-of-number-errors",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.getPriority() == 3"}},
+        [("/a", {".value": 1, ".priority": 3})],
+        None,
+        None,
+        True,
+        id="newData-priority",
+    ),
+    pytest.param(
+        {"a": {".write": "newData.getPriority() == 3"}},
+        [("/a", 1)],
+        None,
+        None,
+        False,
+        id="newData-no-priority",
+    ),
+    # .validate at the written node
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.isNumber()"}},
+        [("/a", 1)],
+        None,
+        None,
+        True,
+        id="validate-node-ok",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.isNumber()"}},
+        [("/a", "x")],
+        None,
+        None,
+        False,
+        id="validate-node-bad",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": False}},
+        [("/a", None)],
+        {"a": 1},
+        None,
+        True,
+        id="validate-skipped-on-delete",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": f"newData.val() <= now && now == {NOW}"}},
+        [("/a", NOW - 5)],
+        None,
+        None,
+        True,
+        id="validate-now",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.val() <= now"}},
+        [("/a", NOW + 5)],
+        None,
+        None,
+        False,
+        id="validate-now-future",
+    ),
+    # .validate on ancestors
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.hasChildren(['b', 'c'])"}},
+        [("/a/b", 1)],
+        {"a": {"c": 1}},
+        None,
+        True,
+        id="ancestor-validate-sees-siblings",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.hasChildren(['b', 'c'])"}},
+        [("/a/b", 1)],
+        None,
+        None,
+        False,
+        id="ancestor-validate-fails",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": False, "b": {".validate": True}}},
+        [("/a/b", 1)],
+        None,
+        None,
+        False,
+        id="child-validate-cannot-override-ancestor",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": False}},
+        [("/a/b", None)],
+        {"a": {"b": 1}},
+        None,
+        True,
+        id="ancestor-left-empty-is-null",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": False}},
+        [("/a/b", None)],
+        {"a": {"b": 1, "c": 2}},
+        None,
+        False,
+        id="ancestor-still-exists",
+    ),
+    # .validate on descendants
+    pytest.param(
+        {".write": True, "a": {"b": {".validate": "newData.isString()"}}},
+        [("/a", {"b": 1})],
+        None,
+        None,
+        False,
+        id="descendant-validate-bad",
+    ),
+    pytest.param(
+        {".write": True, "a": {"b": {".validate": "newData.isString()"}}},
+        [("/a", {"b": "s"})],
+        None,
+        None,
+        True,
+        id="descendant-validate-ok",
+    ),
+    pytest.param(
+        {".write": True, "a": {"b": {".validate": False}}},
+        [("/a", {"c": 1})],
+        None,
+        None,
+        True,
+        id="absent-descendant-skipped",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": True, "b": {".validate": "newData.isString()"}}},
+        [("/a", {"b": 1})],
+        None,
+        None,
+        False,
+        id="validate-true-does-not-cascade",
+    ),
+    pytest.param(
+        {".write": True, "a": {"$k": {"c": {".validate": "newData.val() > 0"}}}},
+        [("/a", {"k1": {"c": 1}, "k2": {"c": 2}})],
+        None,
+        None,
+        True,
+        id="deep-descendants-ok",
+    ),
+    pytest.param(
+        {".write": True, "a": {"$k": {"c": {".validate": "newData.val() > 0"}}}},
+        [("/a", {"k1": {"c": 1}, "k2": {"c": -2}})],
+        None,
+        None,
+        False,
+        id="deep-descendants-one-bad",
+    ),
+    pytest.param(
+        {".write": True, "a": {"name": {".validate": False}}},
+        [("/a", {"other": 1})],
+        None,
+        None,
+        True,
+        id="unmatched-keys-need-no-validation",
+    ),
+    pytest.param(
+        {".write": True, "a": {"b": {".validate": False}}},
+        [("/a/c", 1)],
+        {"a": {"b": 1}},
+        None,
+        True,
+        id="untouched-sibling-not-validated",
+    ),
+    # $other
+    pytest.param(
+        {".write": True, "a": {"name": {".validate": True}, "$other": {".validate": False}}},
+        [("/a", {"name": "x"})],
+        None,
+        None,
+        True,
+        id="other-named-only",
+    ),
+    pytest.param(
+        {".write": True, "a": {"name": {".validate": True}, "$other": {".validate": False}}},
+        [("/a", {"name": "x", "extra": 1})],
+        None,
+        None,
+        False,
+        id="other-extra-key",
+    ),
+    pytest.param(
+        {".write": True, "a": {"name": {".validate": True}, "$other": {".validate": False}}},
+        [("/a/extra", 1)],
+        None,
+        None,
+        False,
+        id="other-direct-write",
+    ),
+    pytest.param(
+        {".write": True, "items": {"$id": {".validate": "newData.child('id').val() == $id"}}},
+        [("/items/k1", {"id": "k1"})],
+        None,
+        None,
+        True,
+        id="wildcard-in-validate",
+    ),
+    pytest.param(
+        {".write": True, "items": {"$id": {".validate": "newData.child('id').val() == $id"}}},
+        [("/items", {"k1": {"id": "k1"}, "k2": {"id": "k1"}})],
+        None,
+        None,
+        False,
+        id="wildcard-in-validate-descendant",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "data.val() == 1 && newData.val() == 2"}},
+        [("/a", 2)],
+        {"a": 1},
+        None,
+        True,
+        id="validate-data-and-newData",
+    ),
+    # multi-path
+    pytest.param(
+        {"a": {".write": True}},
+        [("/a", 1), ("/b", 1)],
+        None,
+        None,
+        False,
+        id="multi-every-path-needs-write",
+    ),
+    pytest.param(
+        {"a": {".write": True}, "b": {".write": True}},
+        [("/a", 1), ("/b", 1)],
+        None,
+        None,
+        True,
+        id="multi-all-granted",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.parent().child('b').exists()"}},
+        [("/a", 1), ("/b", 1)],
+        None,
+        None,
+        True,
+        id="multi-validate-sees-full-tree",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.parent().child('b').exists()"}},
+        [("/a", 1)],
+        None,
+        None,
+        False,
+        id="multi-validate-partial",
+    ),
+    pytest.param(
+        {".write": True, "a": {".validate": "newData.isNumber()"}, "b": {".validate": False}},
+        [("/a", 1), ("/b", 1)],
+        None,
+        None,
+        False,
+        id="multi-any-validate-fails",
+    ),
+    pytest.param(
+        {
+            ".write": True,
+            "p": {".validate": "newData.child('x').val() + newData.child('y').val() == 3"},
+        },
+        [("/p/x", 1), ("/p/y", 2)],
+        None,
+        None,
+        True,
+        id="multi-shared-ancestor",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tree", "writes", "old", "auth", "expected"), WRITE_CASES)
+def test_write(
+    tree: dict[str, Any],
+    writes: list[tuple[str, Any]],
+    old: Any,
+    auth: dict[str, Any] | None,
+    expected: bool,
+) -> None:
+    assert write(tree, writes, old, auth) is expected
+
+
+# --- the rules file: comments, strict form, structure and syntax errors ----------------
+
+COMMENTED = """{
+  // line comment with a "quote" and a } brace
+  "rules": {
+    /* a block comment
+       spanning lines */
+    "links": {
+      ".read": "'http://x.io'.beginsWith('http://')", // '//' inside a string is not a comment
+      ".write": "auth != null && 'a/*b*/c'.length == 7"
+    }
+  }
+}
+"""
+
+
+def test_comments_are_ignored_and_source_is_kept() -> None:
+    rules = RuleSet.from_text(COMMENTED)
+    assert rules.source == COMMENTED
+    assert rules.strict() == {
+        "rules": {
+            "links": {
+                ".read": "'http://x.io'.beginsWith('http://')",
+                ".write": "auth != null && 'a/*b*/c'.length == 7",
+            }
+        }
+    }
+    assert rules.can_read(["links"], root=None, auth=None, now=NOW) is True
+    assert rules.can_read([], root=None, auth=None, now=NOW) is False
+    # "/*" inside a JSON string is data: stripping it would make the length 2.
+    assert rules.can_write(
+        [(["links"], 1)], old_root=None, new_root={"links": 1}, auth=BOB, now=NOW
+    )
+
+
+def test_line_numbers_count_comment_lines() -> None:
+    broken = COMMENTED.replace("auth != null &&", "auth != &&")
+    with pytest.raises(
+        RulesError, match=r"^Line 8: Unexpected token '&&' in \.write at /rules/links$"
+    ):
+        RuleSet.from_text(broken)
+
+
+def test_strict_is_a_copy() -> None:
+    rules = ruleset({".read": True})
+    rules.strict()["rules"][".read"] = False
+    assert rules.strict() == {"rules": {".read": True}}
+
+
+def test_allow_all() -> None:
+    rules = RuleSet.allow_all()
+    assert rules.strict() == {"rules": {".read": True, ".write": True}}
+    assert rules.can_read(["any", "where"], root=None, auth=None, now=NOW) is True
+    assert (
+        rules.can_write([(["a"], 1)], old_root=None, new_root={"a": 1}, auth=None, now=NOW) is True
+    )
+    assert rules.index_on(["a"]) == []
+
+
+def test_default_project_rules_file_denies_everything() -> None:
+    text = '{\n  // deny all\n  "rules": {\n    ".read": false,\n    ".write": false\n  }\n}\n'
+    rules = RuleSet.from_text(text)
+    assert rules.can_read([], root=None, auth=ADA, now=NOW) is False
+    assert (
+        rules.can_write([(["a"], 1)], old_root=None, new_root={"a": 1}, auth=ADA, now=NOW) is False
+    )
+
+
+ERROR_CASES = [
+    pytest.param(
+        '{"rules": {"a": {".read": "auth.uid =="}}}',
+        "Line 1: Unexpected end of expression in .read at /rules/a",
+        id="incomplete-expression",
+    ),
+    pytest.param(
+        '{\n  "rules": {\n    "a": {".read": "auth != null }"}\n  }\n}',
+        "Line 3: Unexpected token '}' in .read at /rules/a",
+        id="unexpected-token-line-3",
+    ),
+    pytest.param(
+        '{"rules": {".write": "foo == 1"}}',
+        "Line 1: Unknown variable 'foo' in .write at /rules",
+        id="unknown-variable",
+    ),
+    pytest.param(
+        '{"rules": {"x": {".write": "auth.uid b"}}}',
+        "Line 1: Unexpected token 'b' in .write at /rules/x",
+        id="two-operands",
+    ),
+    pytest.param(
+        '{"rules": {"a": {".read": "$uid == auth.uid"}}}',
+        "Line 1: Unknown variable '$uid' in .read at /rules/a",
+        id="unbound-wildcard",
+    ),
+    pytest.param(
+        '{"rules": {"$uid": {}, "a": {".read": "$uid == auth.uid"}}}',
+        "Line 1: Unknown variable '$uid' in .read at /rules/a",
+        id="sibling-wildcard-not-in-scope",
+    ),
+    pytest.param(
+        '{"rules": {\n"a": {".reed": true}}}',
+        "Line 2: Unknown rule key '.reed' at /rules/a",
+        id="unknown-rule-key",
+    ),
+    pytest.param(
+        '{"rules": {"a": {".read": 1}}}',
+        "Line 1: .read at /rules/a must be a boolean or an expression string, found a number",
+        id="rule-not-string-or-bool",
+    ),
+    pytest.param(
+        '{"rules": {"a": {".validate": null}}}',
+        "Line 1: .validate at /rules/a must be a boolean or an expression string, found null",
+        id="rule-null",
+    ),
+    pytest.param(
+        '{"rules": {"a": {".indexOn": 5}}}',
+        "Line 1: .indexOn at /rules/a must be a string or a list of strings",
+        id="indexOn-number",
+    ),
+    pytest.param(
+        '{"rules": {"a": {".indexOn": ["x", 1]}}}',
+        "Line 1: .indexOn at /rules/a must be a string or a list of strings",
+        id="indexOn-mixed-list",
+    ),
+    pytest.param(
+        '{"rules": {"a": true}}',
+        "Line 1: Rules at /rules/a must be an object, found a boolean",
+        id="child-not-object",
+    ),
+    pytest.param(
+        '{"rules": {"$a": {}, "$b": {}}}',
+        "Line 1: Only one $wildcard is allowed at /rules, found $a and $b",
+        id="two-wildcards",
+    ),
+    pytest.param(
+        '{"rules": {"$a": {"$a": {}}}}',
+        "Line 1: Wildcard '$a' at /rules/$a is already in use above",
+        id="wildcard-reused",
+    ),
+    pytest.param(
+        '{"rules": {"a.b": {}}}',
+        "Line 1: Invalid key 'a.b' at /rules",
+        id="bad-key",
+    ),
+    pytest.param(
+        '{"rule": {}}',
+        'Line 1: The rules file must be an object with a "rules" key',
+        id="missing-rules-key",
+    ),
+    pytest.param(
+        '{"rules": {},\n "extra": 1}',
+        "Line 2: Unknown top-level key 'extra', expected only \"rules\"",
+        id="extra-top-level-key",
+    ),
+    pytest.param(
+        '{"rules": {".read": true,}}',
+        "Line 1: Expected a quoted key but found '}'",
+        id="trailing-comma",
+    ),
+    pytest.param(
+        '{"rules" {}}',
+        "Line 1: Expected ':' but found '{'",
+        id="missing-colon",
+    ),
+    pytest.param(
+        '{"rules": {}} /* open',
+        "Line 1: Unterminated /* comment",
+        id="unterminated-comment",
+    ),
+    pytest.param(
+        '{"rules": {".read": true, ".read": false}}',
+        "Line 1: Duplicate key '.read'",
+        id="duplicate-key",
+    ),
+    pytest.param("", "Line 1: Expected a JSON value but found end of file", id="empty-file"),
+    pytest.param(
+        '{"rules": {".read": "\'abc\'.matches(/(/)"}}',
+        "Line 1: Invalid regular expression /(/: missing ), unterminated subpattern at position 0"
+        " in .read at /rules",
+        id="bad-regex",
+    ),
+    pytest.param(
+        '{"rules": {".read": "\'abc\'.matches(/a/g)"}}',
+        "Line 1: Unsupported regular expression flag 'g' in .read at /rules",
+        id="regex-flag",
+    ),
+    pytest.param(
+        '{"rules": {".read": "\'abc\'.matches(/a"}}',
+        "Line 1: Unterminated regular expression in .read at /rules",
+        id="unterminated-regex",
+    ),
+    pytest.param(
+        '{"rules": {".read": "\'abc == \'abc\'"}}',
+        "Line 1: Unterminated string in .read at /rules",
+        id="unterminated-string",
+    ),
+    pytest.param(
+        '{"rules": {".read": "1 + 2"}}',
+        "Line 1: Expression must evaluate to a boolean in .read at /rules",
+        id="non-boolean",
+    ),
+    pytest.param(
+        '{"rules": {".read": "\'yes\'"}}',
+        "Line 1: Expression must evaluate to a boolean in .read at /rules",
+        id="string-literal",
+    ),
+    pytest.param(
+        '{"rules": {".read": ""}}',
+        "Line 1: Empty expression in .read at /rules",
+        id="empty-expression",
+    ),
+    pytest.param(
+        '{"rules": {".read": "exists()"}}',
+        "Line 1: Only methods can be called, as in data.val() in .read at /rules",
+        id="bare-call",
+    ),
+    pytest.param(
+        '{"rules": {".read": "auth.uid = \'x\'"}}',
+        "Line 1: Unexpected token '=' in .read at /rules",
+        id="assignment",
+    ),
+    pytest.param(
+        '{"rules": {".read": "data.child(\'a\')."}}',
+        "Line 1: Unexpected end of expression in .read at /rules",
+        id="dangling-dot",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), ERROR_CASES)
+def test_syntax_errors(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        RuleSet.from_text(text)
+    assert str(caught.value) == message
+    assert "\n" not in str(caught.value)
+
+
+def test_rules_error_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        RuleSet.from_text("{")
+
+
+# --- .indexOn --------------------------------------------------------------------------
+
+INDEXED = {
+    "users": {".indexOn": "email"},
+    "posts": {
+        "$uid": {".indexOn": ["time", ".value"], "drafts": {".indexOn": []}},
+    },
+    "scores": {".indexOn": [".value"]},
+}
+
+INDEX_CASES = [
+    pytest.param("/users", ["email"], id="string-normalized-to-list"),
+    pytest.param("/posts/ada", ["time", ".value"], id="wildcard-match"),
+    pytest.param("/posts/ada/drafts", [], id="empty-list"),
+    pytest.param("/posts", [], id="parent-has-none"),
+    pytest.param("/users/ada", [], id="child-of-indexed-has-none"),
+    pytest.param("/scores", [".value"], id="value-index"),
+    pytest.param("/nowhere/deep", [], id="no-rule-node"),
+    pytest.param("/", [], id="root"),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), INDEX_CASES)
+def test_index_on(path: str, expected: list[str]) -> None:
+    assert ruleset(INDEXED).index_on(split(path)) == expected
+
+
+# --- never raise out of can_read / can_write -------------------------------------------
+
+
+def test_malformed_inputs_deny_instead_of_raising() -> None:
+    rules = ruleset({".read": "data.child('a').val() == 1", ".write": "newData.exists()"})
+    assert rules.can_read(["a"], root=["not", "export", "form"], auth=None, now=NOW) is False
+    assert rules.can_read([None], root=None, auth=None, now=NOW) is False  # type: ignore[list-item]
+    assert rules.can_write([None], old_root=None, new_root=None, auth=None, now=NOW) is False  # type: ignore[list-item]
+    assert rules.can_read([], root={"a": 1}, auth=None, now=NOW) is True
+
+
+def test_rules_are_reusable_across_requests() -> None:
+    rules = ruleset(USERS)
+    for uid, who, expected in [("ada", ADA, True), ("bob", ADA, False), ("bob", BOB, True)]:
+        assert rules.can_read(["users", uid], root=None, auth=who, now=NOW) is expected
