@@ -1,0 +1,21 @@
+"""The bundled Firebase Auth emulator: the Identity Toolkit and Secure Token endpoints
+a client needs (sign-up, password and custom-token sign-in, lookup, update, delete,
+refresh), speaking the official emulator's wire format and issuing its unsigned
+ID tokens.
+
+Layout: ``accounts.py`` and ``tokens.py`` hold users and refresh tokens,
+``project.py`` the operations on them, ``handlers.py`` and ``app.py`` the HTTP
+side, ``redirect.py`` points hardcoded-host clients (pyrebase4) at an emulator.
+"""
+
+from .app import AUTH_PROJECT, create_auth_app
+from .errors import AuthApiError
+from .project import AUTH_EXPORT_DIRNAME, AuthProject
+
+__all__ = [
+    "AUTH_EXPORT_DIRNAME",
+    "AUTH_PROJECT",
+    "AuthApiError",
+    "AuthProject",
+    "create_auth_app",
+]
