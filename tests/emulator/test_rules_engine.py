@@ -382,6 +382,7 @@ EXPRESSION_CASES = [
     ("\"dq\" == 'dq'", True),
     ("'it\\'s' == \"it's\"", True),
     ("'tab\\there'.contains('\\t')", True),
+    ("'a\\tb' != 'atb'", True),
     ("'\\u0041' == 'A'", True),
     # regex
     ("'abc'.matches(/^a.c$/)", True),
@@ -404,6 +405,10 @@ EXPRESSION_CASES = [
     ("'a' + 1 == 'a1'", True),
     ("'a' + 1.5 == 'a1.5'", True),
     ("'n' + 4 / 2 == 'n2'", True),
+    ("'v' + 2.0 == 'v2'", True),
+    ("'v' + 0.5 * 4 == 'v2'", True),
+    ("'v' + 1e21 == 'v1e+21'", True),
+    ("'v' + 1.5e-7 == 'v1.5e-7'", True),
     ("'x' + true + null == 'xtruenull'", True),
     ("7 - 10 == -3", True),
     ("2 * 3 == 6", True),
@@ -449,6 +454,7 @@ EXPRESSION_CASES = [
     ("true ? 1 == 1 : false", True),
     ("false ? true : 1 == 2", False),
     ("false ? false : true ? true : false", True),
+    ("!(true ? false : false ? true : true)", True),
     ("auth != null ? auth.uid == 'ada' : false", True),
     ("1 + 1 == 2 ? 'yes' == 'yes' : false", True),
     # evaluation errors deny (each would allow if the error were read as false or null)
@@ -461,6 +467,8 @@ EXPRESSION_CASES = [
     ("data.nope() == null", False),
     ("'abc'.val() == null", False),
     ("!data.child('name').val()", False),
+    ("!data.child('missing').val()", False),
+    ("!0", False),
     ("!(data.child('name').val() && true)", False),
     ("data.child('name').val() ? false : true", False),
     ("!'abc'.contains(1)", False),
@@ -1153,3 +1161,17 @@ def test_rules_are_reusable_across_requests() -> None:
     rules = ruleset(USERS)
     for uid, who, expected in [("ada", ADA, True), ("bob", ADA, False), ("bob", BOB, True)]:
         assert rules.can_read(["users", uid], root=None, auth=who, now=NOW) is expected
+
+
+def test_each_validate_location_runs_once_per_write() -> None:
+    # White-box: a multi-path update under one parent must not re-run the parent's rules.
+    rules = ruleset({".write": True, ".validate": True, "p": {".validate": "newData.exists()"}})
+    calls: list[str] = []
+    for name, node in [("root", rules._tree), ("p", rules._tree.named["p"])]:
+        inner = node.validate
+        assert inner is not None
+        node.validate = lambda ctx, inner=inner, name=name: calls.append(name) or inner(ctx)
+    new_root = {"p": {"x": 1, "y": 2}}
+    writes = [(["p", "x"], 1), (["p", "y"], 2), (["p"], new_root["p"])]
+    assert rules.can_write(writes, old_root=None, new_root=new_root, auth=None, now=NOW)
+    assert sorted(calls) == ["p", "root"]

@@ -34,8 +34,7 @@ def _translate(pattern: str) -> str:
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
-            escaped = pattern[i + 1 : i + 2]
-            out.append("/" if escaped == "/" else ch + escaped)
+            out.append(pattern[i : i + 2])  # JS "\/" is also a plain "/" to Python
             i += 2
             continue
         if in_class:
