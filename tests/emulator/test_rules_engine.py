@@ -1175,3 +1175,23 @@ def test_each_validate_location_runs_once_per_write() -> None:
     writes = [(["p", "x"], 1), (["p", "y"], 2), (["p"], new_root["p"])]
     assert rules.can_write(writes, old_root=None, new_root=new_root, auth=None, now=NOW)
     assert sorted(calls) == ["p", "root"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            '{"rules": {".read": "' + "(" * 5000 + "true" + ")" * 5000 + '"}}',
+            "Line 1: Expression nested too deeply in .read at /rules",
+            id="deep-expression",
+        ),
+        pytest.param("[" * 100_000, "Line 1: The rules are nested too deeply", id="deep-json"),
+        pytest.param(
+            '{"rules": {".read": ' + "9" * 5000 + "}}", "Line 1: Number too long", id="num"
+        ),
+    ],
+)
+def test_pathological_files_are_rules_errors(text: str, message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        RuleSet.from_text(text)
+    assert str(caught.value) == message

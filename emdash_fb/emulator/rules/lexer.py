@@ -94,7 +94,10 @@ def tokenize(source: str) -> list[Token]:
             match = _NUMBER.match(source, pos)
             assert match is not None
             text = match.group()
-            value: float | int = float(text) if any(c in text for c in ".eE") else int(text)
+            try:
+                value: float | int = float(text) if any(c in text for c in ".eE") else int(text)
+            except ValueError:  # more digits than Python converts
+                raise ExpressionError("Number too long") from None
             token = Token(Kind.NUMBER, text, value, pos)
         elif match := _NAME.match(source, pos):
             token = Token(Kind.NAME, match.group(), match.group(), pos)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..values import Json, child, children
+from .errors import RulesError
 from .evaluate import Context
 from .ruletree import RuleNode, build_tree
 from .snapshot import Snapshot
@@ -46,8 +47,11 @@ class RuleSet:
     @classmethod
     def from_text(cls, text: str) -> RuleSet:
         """Parse and compile a rules file; raises RulesError naming the first problem."""
-        loaded = load_source(text)
-        tree = build_tree(loaded)
+        try:
+            loaded = load_source(text)
+            tree = build_tree(loaded)
+        except RecursionError:
+            raise RulesError("Line 1: The rules are nested too deeply") from None
         return cls(text, loaded.value, tree)
 
     @classmethod

@@ -114,6 +114,10 @@ class _Builder:
             return compile_rule(value, wildcards)
         except ExpressionError as exc:
             raise self.fail((*at, kind), f"{exc} in {kind} at {_location(at)}") from None
+        except RecursionError:
+            raise self.fail(
+                (*at, kind), f"Expression nested too deeply in {kind} at {_location(at)}"
+            ) from None
 
     def index_on(self, at: JsonPath, value: Any) -> list[str]:
         names = [value] if type(value) is str else value

@@ -101,7 +101,10 @@ class _Reader:
         if match:
             self.pos = match.end()
             token = match.group()
-            return float(token) if match.group(1) or match.group(2) else int(token)
+            try:
+                return float(token) if match.group(1) or match.group(2) else int(token)
+            except ValueError:  # more digits than Python converts
+                self.fail("Number too long")
         for word, literal in _LITERALS.items():
             if self.text.startswith(word, self.pos):
                 self.pos += len(word)
