@@ -52,9 +52,15 @@ def default_config() -> dict[str, Any]:
 class AuthProject:
     """Users, refresh tokens and settings of one project, safe across threads."""
 
-    def __init__(self, project_id: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        project_id: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        accounts: AccountStore | None = None,
+    ) -> None:
         self.project_id = project_id
-        self.accounts = AccountStore()
+        self.accounts = accounts if accounts is not None else AccountStore()
         self._clock = clock
         self._config = default_config()
         self._lock = self.accounts.lock
@@ -287,14 +293,17 @@ class AuthProject:
 
         Raises ``ValueError`` (and changes nothing) when ``data`` is malformed.
         """
-        accounts = data.get("accounts") or {}
-        users = accounts.get("users") if isinstance(accounts, dict) else None
-        if not isinstance(users or [], list) or not all(isinstance(u, dict) for u in users or []):
+        accounts = data.get("accounts")
+        accounts = {} if accounts is None else accounts
+        config = data.get("config")
+        config = {} if config is None else config
+        if not isinstance(accounts, dict) or not isinstance(config, dict):
+            raise ValueError("accounts and config must be objects")
+        users = accounts.get("users")
+        users = [] if users is None else users
+        if not isinstance(users, list) or not all(isinstance(user, dict) for user in users):
             raise ValueError("accounts.users must be a list of account objects")
-        imported = [Account.from_resource(user) for user in users or []]
-        config = data.get("config") or {}
-        if not isinstance(config, dict):
-            raise ValueError("config must be an object")
+        imported = [Account.from_resource(user) for user in users]
         try:
             improved = _improved_privacy_setting(config)
         except AuthApiError as exc:
