@@ -513,10 +513,45 @@ def parse_query(params: Mapping[str, str]) -> Query:
 
 # firebase-admin builds "k=<json>" by hand and requests' requote_uri escapes only
 # what is illegal in a URL: these stay raw, while quote_plus (pyrebase4) always
-# escapes them (and it never writes %20). Either means "+" is a literal plus.
-_ADMIN_STYLE = re.compile(r"[$!'()*,/:;=?@\[\]]|%20")
+# escapes them (and it never writes %20). Any means "+" is a literal plus; a raw
+# "&" can only be left inside a value by _split_pairs re-joining one.
+_ADMIN_STYLE = re.compile(r"[$!'()*,/:;=?@&\[\]]|%20")
 # Escapes that requote_uri never produces but quote_plus does: "+" means space.
 _FORM_ESCAPES = re.compile(r"%(?:2[1346-9A-Ca-cFf]|3[ABDFabdf]|40|5[BDbd])")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        _json(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _split_pairs(raw_query: str) -> list[tuple[str, str]]:
+    """Raw ``(key, value)`` pairs, re-joining JSON strings that a raw ``&`` split.
+
+    firebase-admin sends ``equalTo="a&b"`` with the ``&`` raw. A value that
+    opens a JSON string without closing it absorbs the following pieces up to
+    the first one that makes it valid JSON; if none does, nothing is joined
+    (so a malformed value still gets its own 400).
+    """
+    pieces = raw_query.split("&")
+    pairs: list[tuple[str, str]] = []
+    i = 0
+    while i < len(pieces):
+        piece = pieces[i]
+        i += 1
+        k, eq, v = piece.partition("=")
+        if v.startswith(("%22", '"')) and not _is_json(unquote(v)):
+            for j in range(i, len(pieces)):
+                joined = "&".join([v, *pieces[i : j + 1]])
+                if _is_json(unquote(joined)):
+                    v, i = joined, j + 1
+                    break
+        if k or eq:
+            pairs.append((k, v))
+    return pairs
 
 
 def _plus_is_literal(pairs: list[tuple[str, str]]) -> bool:
@@ -536,23 +571,20 @@ def parse_query_string(raw_query: str) -> dict[str, str]:
 
     The clients disagree on ``+``: pyrebase4 url-encodes with ``quote_plus``
     (space -> ``+``, ``+`` -> ``%2B``) while firebase-admin sends JSON values
-    raw and lets requests escape them (space -> ``%20``, ``+`` stays ``+``).
-    The query is decoded as one or the other by evidence: ``%20`` or a raw
-    ``$!'()*,/:;=@[]`` means firebase-admin; ``%2B``, ``%24`` and similar
+    raw and lets requests escape them (space -> ``%20``, ``+`` and ``&`` stay
+    raw). The query is decoded as one or the other by evidence: ``%20`` or a
+    raw ``$!'()*,/:;=?@[]`` means firebase-admin; ``%2B``, ``%24`` and similar
     escapes mean form encoding; with no evidence, ``+`` is a plus only when
-    ``ns`` is present (firebase-admin always sends it), else a space.
+    ``ns`` is present (firebase-admin always sends it), else a space. A JSON
+    string value split by a raw ``&`` is re-joined (see ``_split_pairs``).
 
     Ambiguous or lossy on the client side, so not recoverable here:
-    firebase-admin values containing ``&`` or ``#`` (they split the query or
-    start a fragment), or text that looks like an escape (``%41`` is sent as
-    ``A`` by requests); any ``+`` in a form-encoded query with no evidence
-    and no ``ns``. The first occurrence of a repeated parameter wins.
+    firebase-admin values containing ``#`` (requests starts a fragment there)
+    or text that looks like an escape (``%41`` is sent as ``A``); a ``+`` in
+    a form-encoded query with no evidence and no ``ns``; a raw ``&`` in a
+    value that is not a JSON string. The first of a repeated parameter wins.
     """
-    pairs: list[tuple[str, str]] = []
-    for part in raw_query.split("&"):
-        if part:
-            k, _, v = part.partition("=")
-            pairs.append((k, v))
+    pairs = _split_pairs(raw_query)
     decode = unquote if _plus_is_literal(pairs) else unquote_plus
     out: dict[str, str] = {}
     for k, v in pairs:

@@ -737,14 +737,26 @@ def test_parse_query_errors(params: dict[str, str], message: str) -> None:
         ("a&b=&=c&&a=2", {"a": "", "b": "", "": "c"}),
         ("x=1=2", {"x": "1=2"}),
         ("q=%ZZ%", {"q": "%ZZ%"}),
+        # a raw '&' inside a JSON string is re-joined; a malformed value is not
+        ("equalTo=%22a&b%22&orderBy=%22n%22", {"equalTo": '"a&b"', "orderBy": '"n"'}),
+        ('equalTo="a+&+b"&orderBy="n"', {"equalTo": '"a+&+b"', "orderBy": '"n"'}),
+        ("startAt=%22abc&orderBy=%22n%22", {"startAt": '"abc', "orderBy": '"n"'}),
+        ("startAt=%22abc&x&y", {"startAt": '"abc', "x": "", "y": ""}),
+        ("equalTo=%22a+%26+b%22&orderBy=%22n%22", {"equalTo": '"a & b"'}),
     ],
 )
 def test_parse_query_string(raw: str, expected: dict[str, str]) -> None:
     out = parse_query_string(raw)
     for k, v in expected.items():
         assert out[k] == v, (raw, k)
-    if raw in ("", "a&b=&=c&&a=2"):
+    if raw in ("", "a&b=&=c&&a=2", "startAt=%22abc&x&y"):
         assert out == expected
+
+
+def test_unjoined_malformed_value_keeps_its_own_error() -> None:
+    params = parse_query_string("startAt=%22abc&orderBy=%22n%22")
+    with pytest.raises(QueryError, match=f"^{NOT_PRIMITIVE}$"):
+        parse_query(params)
 
 
 # -- what the real clients send ------------------------------------------------------
@@ -906,12 +918,18 @@ def test_numbers_and_booleans_from_both_clients(
     assert q_admin == q_pyre == Query(order_by="n", start_at=1.5, end_at=True)
 
 
-def test_firebase_admin_ampersand_in_a_value_cannot_be_recovered(
-    admin_db: Any, recorder: Recorder
-) -> None:
-    # Documented limitation: firebase-admin sends '&' raw, which splits the value.
-    admin_db.order_by_child("name").equal_to("a&b").get()
+def test_firebase_admin_ampersand_in_a_value_is_rejoined(admin_db: Any, recorder: Recorder) -> None:
+    # firebase-admin sends '&' raw, which splits the value across "parameters".
+    admin_db.order_by_child("name").equal_to("a+b & c").get()
+    raw, aiohttp_view = recorder.last()
+    assert raw == "equalTo=%22a+b%20&%20c%22&orderBy=%22name%22&ns=demo-capture"
+    assert aiohttp_view["equalTo"] == '"a b '
+    assert parse_query(parse_query_string(raw)).equal_to == "a+b & c"
+    admin_db.order_by_child("name").equal_to("x&y=z&&").get()
     raw, _ = recorder.last()
-    assert raw == "equalTo=%22a&b%22&orderBy=%22name%22&ns=demo-capture"
-    with pytest.raises(QueryError, match=f"^{NOT_PRIMITIVE}$"):
-        parse_query(parse_query_string(raw))
+    assert raw == "equalTo=%22x&y=z&&%22&orderBy=%22name%22&ns=demo-capture"
+    assert parse_query_string(raw) == {
+        "equalTo": '"x&y=z&&"',
+        "orderBy": '"name"',
+        "ns": "demo-capture",
+    }
