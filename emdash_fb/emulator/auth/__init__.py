@@ -4,8 +4,9 @@ refresh), speaking the official emulator's wire format and issuing its unsigned
 ID tokens.
 
 Layout: ``accounts.py`` and ``tokens.py`` hold users and refresh tokens,
-``project.py`` the operations on them, ``handlers.py`` and ``app.py`` the HTTP
-side, ``redirect.py`` points hardcoded-host clients (pyrebase4) at an emulator.
+``custom_tokens.py`` reads custom tokens, ``project.py`` runs the operations,
+``handlers.py`` and ``app.py`` are the HTTP side, and ``redirect.py`` points
+hardcoded-host clients (pyrebase4) at an emulator.
 """
 
 from .app import AUTH_PROJECT, create_auth_app

@@ -167,9 +167,7 @@ def refresh(project: AuthProject, body: RequestBody) -> dict[str, Any]:
 
 
 async def emulator_info(request: web.Request) -> web.StreamResponse:
-    return web.json_response(
-        {"authEmulator": {"ready": True, "implementation": "emdash-fb", "docs": ""}}
-    )
+    return web.json_response({"authEmulator": {"ready": True, "implementation": "emdash-fb"}})
 
 
 def emulator_handlers(project: AuthProject) -> dict[str, Handler]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..idtoken import RESERVED_CLAIMS, TokenError, decode_id_token, mint_id_token, read_jwt
+from ..idtoken import RESERVED_CLAIMS, TokenError, decode_id_token, mint_id_token
 from .accounts import (
     Account,
     AccountStore,
@@ -25,14 +25,12 @@ from .accounts import (
     iso_timestamp,
     random_id,
 )
+from .custom_tokens import read_custom_token
 from .errors import AuthApiError, bad_request, not_implemented, require, required
 from .tokens import RefreshGrant, decode_refresh_token, encode_refresh_token
 
 ID_TOKEN_LIFETIME_SECONDS = 3600
 PASSWORD_MIN_LENGTH = 6
-CUSTOM_TOKEN_AUDIENCE = (
-    "https://identitytoolkit.googleapis.com/google.identity.identitytoolkit.v1.IdentityToolkit"
-)
 # What the official emulator reports as the project number in token replies.
 FAKE_PROJECT_NUMBER = "12345"
 # Name of the auth folder in a `firebase emulators:export` directory.
@@ -152,20 +150,9 @@ class AuthProject:
             }
 
     def sign_in_with_custom_token(self, token: str | None) -> dict[str, Any]:
-        """Sign in (creating the user if new) with a custom token, never verified.
-
-        Accepts a JWT with the Identity Toolkit audience, signed or not (what
-        firebase-admin mints, unsigned when FIREBASE_AUTH_EMULATOR_HOST is set),
-        or the official emulator's shortcut: the bare JSON payload.
-        """
-        payload = _custom_token_payload(required(token, "MISSING_CUSTOM_TOKEN"))
-        uid = _primitive_as_string(payload.get("uid"))
-        if uid is None:
-            uid = _primitive_as_string(payload.get("user_id"))
-        uid = required(uid, "MISSING_IDENTIFIER")
-        extra_claims: dict[str, Any] = {}
-        if "claims" in payload:
-            extra_claims = _checked_custom_claims(payload["claims"])
+        """Sign in (creating the user if new) with a custom token, never verified;
+        see :func:`read_custom_token` for the forms accepted."""
+        uid, extra_claims = read_custom_token(required(token, "MISSING_CUSTOM_TOKEN"))
         now = self._clock()
         with self._lock:
             account = self.accounts.get(uid)
@@ -423,45 +410,6 @@ def _ms(epoch_seconds: float) -> int:
 def _put_if_set(reply: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         reply[key] = value
-
-
-def _primitive_as_string(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str | int | float):
-        return str(value)
-    return None
-
-
-def _custom_token_payload(token: str) -> dict[str, Any]:
-    if token.startswith("{"):
-        try:
-            payload = json.loads(token)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise bad_request(
-                "INVALID_CUSTOM_TOKEN : ((Auth Emulator only accepts strict JSON or JWTs as fake custom tokens.))"
-            )
-        return payload
-    try:
-        _, payload = read_jwt(token)
-    except TokenError as exc:
-        raise bad_request("INVALID_CUSTOM_TOKEN : Invalid assertion format") from exc
-    audience = payload.get("aud")
-    require(
-        audience == CUSTOM_TOKEN_AUDIENCE,
-        f"INVALID_CUSTOM_TOKEN : ((Invalid aud (audience): {audience} "
-        "Note: Firebase ID Tokens / third-party tokens cannot be used with signInWithCustomToken.))",
-    )
-    return payload
-
-
-def _checked_custom_claims(claims: Any) -> dict[str, Any]:
-    require(isinstance(claims, dict), "INVALID_CLAIMS")
-    for name in sorted(RESERVED_CLAIMS):
-        require(name not in claims, f"FORBIDDEN_CLAIM : {name}")
-    return dict(claims)
 
 
 def _stored_custom_claims(account: Account) -> dict[str, Any]:
