@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.rtdb import RawRtdb
-
 from emdash_fb.emulator.server import ThreadedEmulator
+from tests.support.rtdb import RawRtdb
 
 _ns_counter = itertools.count()
 

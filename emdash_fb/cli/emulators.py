@@ -14,7 +14,9 @@ from ..emulator.config import ConfigError, EmulatorConfig, parse_only
 from ..emulator.rules import RulesError
 from ..emulator.server import EmulatorServer
 
-emulators_app = typer.Typer(help="Run the bundled Firebase emulators (RTDB + Auth).", no_args_is_help=True)
+emulators_app = typer.Typer(
+    help="Run the bundled Firebase emulators (RTDB + Auth).", no_args_is_help=True
+)
 
 
 def fail(message: str) -> None:
@@ -71,8 +73,13 @@ async def _serve(server: EmulatorServer) -> None:
         lines.append(f"  auth      http://{server.auth_host}")
     lines.append("Point clients at them with:")
     lines += [f"  export {k}={v}" for k, v in server.env().items()]
-    lines.append("Ctrl-C to stop" + (f" (exports to {cfg.export_on_exit})" if cfg.export_on_exit else ""))
+    lines.append(
+        "Ctrl-C to stop" + (f" (exports to {cfg.export_on_exit})" if cfg.export_on_exit else "")
+    )
     print("\n".join(lines), flush=True)
     await stop.wait()
     await server.stop()
-    print("emulators stopped" + (f"; exported to {cfg.export_on_exit}" if cfg.export_on_exit else ""), flush=True)
+    print(
+        "emulators stopped" + (f"; exported to {cfg.export_on_exit}" if cfg.export_on_exit else ""),
+        flush=True,
+    )

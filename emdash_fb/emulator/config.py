@@ -52,7 +52,9 @@ class EmulatorConfig:
                 try:
                     cfg.ports[service] = int(entry["port"])
                 except (TypeError, ValueError):
-                    raise ConfigError(f"{path}: emulators.{service}.port must be a number") from None
+                    raise ConfigError(
+                        f"{path}: emulators.{service}.port must be a number"
+                    ) from None
         database = raw.get("database")
         if isinstance(database, list):  # multi-instance form: use the first entry's rules
             database = database[0] if database else None

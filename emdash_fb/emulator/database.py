@@ -7,6 +7,7 @@ order. Protocol details (HTTP, SSE framing) live in rtdb_http.py/streams.py.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -23,6 +24,7 @@ from .writes import DataError, resolve_server_values, validate
 
 Path = tuple[str, ...]
 NULL_ETAG = "null_etag"
+ACCESS_SWEEP_DELAY = 0.05  # seconds
 
 
 class PermissionDenied(Exception):
@@ -80,7 +82,7 @@ class Listener(Protocol):
     path: Path
 
     def on_change(self, change: Change) -> None: ...
-    def on_rules_changed(self) -> None: ...
+    def recheck_access(self) -> None: ...
 
 
 def etag_of(value: Json) -> str:
@@ -109,6 +111,7 @@ class Namespace:
         self.listeners: set[Listener] = set()
         self._clock = clock
         self._push_id = PushIdGenerator()
+        self._sweep_pending = False
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -224,6 +227,26 @@ class Namespace:
         self.root = change.new_root
         for listener in list(self.listeners):
             listener.on_change(change)
+        self._schedule_access_sweep()
+
+    def _schedule_access_sweep(self) -> None:
+        # A write anywhere can revoke read access elsewhere (rules read `root`).
+        # Listeners that got an event were re-checked already; the rest are
+        # re-checked shortly after, once per burst of writes.
+        if self._sweep_pending or not self.listeners:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._sweep_access()
+            return
+        self._sweep_pending = True
+        loop.call_later(ACCESS_SWEEP_DELAY, self._sweep_access)
+
+    def _sweep_access(self) -> None:
+        self._sweep_pending = False
+        for listener in list(self.listeners):
+            listener.recheck_access()
 
     # -- rules and listeners -----------------------------------------------
 
@@ -231,7 +254,7 @@ class Namespace:
         self.rules = rules
         self.enforce_indexes = True  # explicit rules: queries must declare their indexes
         for listener in list(self.listeners):
-            listener.on_rules_changed()
+            listener.recheck_access()
 
     def add_listener(self, listener: Listener) -> None:
         self.listeners.add(listener)

@@ -30,7 +30,7 @@ from .database import (
 from .idtoken import TokenError, decode_id_token
 from .paths import PathError, split_path
 from .query import Query, QueryError, parse_query, parse_query_string
-from .rules import RuleSet, RulesError
+from .rules import RulesError, RuleSet
 from .streams import StreamListener
 from .values import Json, children, is_leaf, plain
 from .writes import DataError
@@ -99,7 +99,7 @@ class RtdbHandler:
 
     # -- entry point -------------------------------------------------------
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._dispatch(request)
         except HttpError as exc:
@@ -185,7 +185,9 @@ class RtdbHandler:
             try:
                 auth = json.loads(override)
             except ValueError:
-                raise HttpError(400, "auth_variable_override must be a JSON object or null") from None
+                raise HttpError(
+                    400, "auth_variable_override must be a JSON object or null"
+                ) from None
             if auth is not None and not isinstance(auth, dict):
                 raise HttpError(400, "auth_variable_override must be a JSON object or null")
             return Caller(auth=auth)
@@ -243,9 +245,7 @@ class RtdbHandler:
         query: Query,
     ) -> web.StreamResponse:
         ns.check_read(path, caller, query)
-        listener = StreamListener(
-            ns, path, caller, query, buffer_limit=self.streams.buffer_limit
-        )
+        listener = StreamListener(ns, path, caller, query, buffer_limit=self.streams.buffer_limit)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -359,7 +359,7 @@ async def _read_body(request: web.Request) -> Json:
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise HttpError(413, "Request body too large: a single write is limited to 256 MB") from None
+        raise HttpError(
+            413, "Request body too large: a single write is limited to 256 MB"
+        ) from None
     return parse_json_body(raw)
-
-

@@ -20,7 +20,7 @@ from aiohttp import web
 from .config import EmulatorConfig, default_namespace
 from .database import Database
 from .rtdb_http import RtdbHandler, StreamSettings
-from .rules import RuleSet, RulesError
+from .rules import RulesError, RuleSet
 
 log = logging.getLogger("emdash_fb.emulator")
 
@@ -92,7 +92,7 @@ class EmulatorServer:
     async def start(self) -> None:
         if "database" in self.config.only:
             app = web.Application(client_max_size=256 * 1024 * 1024 + 1)
-            app.router.add_route("*", "/{tail:.*}", self.rtdb)
+            app.router.add_route("*", "/{tail:.*}", self.rtdb.handle)
             await self._serve("database", app)
         if "auth" in self.config.only:
             from .auth import create_auth_app
@@ -185,10 +185,10 @@ class EmulatorServer:
             self._auth_model().import_from(auth_dir)
 
     def _auth_model(self) -> Any:
-        from .auth import accounts_of
+        from .auth import AUTH_PROJECT
 
         assert self._auth_app is not None
-        return accounts_of(self._auth_app)
+        return self._auth_app[AUTH_PROJECT]
 
 
 def _mtime(path: Path) -> float | None:

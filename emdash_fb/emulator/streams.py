@@ -112,8 +112,8 @@ class StreamListener:
     def still_allowed(self) -> bool:
         return self.namespace.can_read(self.path, self.caller, self.query)
 
-    def on_rules_changed(self) -> None:
-        if not self.still_allowed():
+    def recheck_access(self) -> None:
+        if not self.closed and not self.caller.bypasses_rules and not self.still_allowed():
             self.close("cancel", CANCEL)
 
     def revoke(self) -> None:
@@ -144,17 +144,13 @@ class StreamListener:
                     return []
                 return [self._cached(change, "put", rel, change.items[0][1])]
             items = {
-                "/".join(p): v
-                for p, v in change.items
-                if at_path(change.old_root, base + p) != v
+                "/".join(p): v for p, v in change.items if at_path(change.old_root, base + p) != v
             }
             if not items:
                 return []
             key = ("patch", rel)
             if key not in change.encoded:
-                change.encoded[key] = frame(
-                    "patch", rel, {k: plain(v) for k, v in items.items()}
-                )
+                change.encoded[key] = frame("patch", rel, {k: plain(v) for k, v in items.items()})
             return [change.encoded[key]]
         if not is_prefix(base, here):
             # The write is beside us; for patches, a child path may still reach us.

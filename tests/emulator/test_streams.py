@@ -11,14 +11,15 @@ import time
 import pytest
 import requests
 
+from emdash_fb.emulator.idtoken import mint_id_token
+from emdash_fb.emulator.server import ThreadedEmulator
 from tests.support.rtdb import RawRtdb
 from tests.support.sse import SseReader
 
-from emdash_fb.emulator.idtoken import mint_id_token
-from emdash_fb.emulator.server import ThreadedEmulator
 
-
-def open_stream(raw: RawRtdb, path: str, params: dict[str, str] | None = None, token: str | None = None) -> SseReader:
+def open_stream(
+    raw: RawRtdb, path: str, params: dict[str, str] | None = None, token: str | None = None
+) -> SseReader:
     q = {"ns": raw.ns, **(params or {})}
     headers = {}
     if token == "owner":
@@ -30,7 +31,13 @@ def open_stream(raw: RawRtdb, path: str, params: dict[str, str] | None = None, t
 
 def test_content_type_and_initial_put(raw: RawRtdb) -> None:
     raw.put("s", {"a": 1})
-    r = requests.get(raw.url("s"), params={"ns": raw.ns}, headers={"Accept": "text/event-stream"}, stream=True, timeout=5)
+    r = requests.get(
+        raw.url("s"),
+        params={"ns": raw.ns},
+        headers={"Accept": "text/event-stream"},
+        stream=True,
+        timeout=5,
+    )
     assert r.headers["Content-Type"] == "text/event-stream; charset=utf-8"
     first = b""
     for chunk in r.iter_content(chunk_size=None):
@@ -177,7 +184,7 @@ def test_same_order_for_every_listener(raw: RawRtdb) -> None:
 
 
 def test_stalled_listener_never_blocks_writers() -> None:
-    with ThreadedEmulator(buffer_limit=64 * 1024) as emu:
+    with ThreadedEmulator(buffer_limit=1024 * 1024) as emu:
         raw = RawRtdb(f"http://{emu.database_host}", "stall")
         host, port = emu.database_host.split(":")
         stalled = socket.create_connection((host, int(port)))
@@ -188,13 +195,13 @@ def test_stalled_listener_never_blocks_writers() -> None:
         time.sleep(0.2)
         healthy = open_stream(raw, "big")
         healthy.next()
-        payload = "x" * 20_000
+        payload = "x" * 50_000
         start = time.monotonic()
-        for i in range(200):  # ~4 MB: far more than the stalled socket buffers
-            assert raw.put(f"big/{i % 10}", payload).status_code == 200
+        for i in range(400):  # 20 MB: far more than the stalled socket and kernel buffer
+            assert raw.put(f"big/{i % 10}", f"{i}{payload}").status_code == 200
         elapsed = time.monotonic() - start
         assert elapsed < 20
-        got = [healthy.next() for _ in range(200)]
+        got = [healthy.next() for _ in range(400)]
         assert got[-1][1]["path"] == "/9"
         # the stalled connection was dropped by the server
         stalled.settimeout(5)

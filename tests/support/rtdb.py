@@ -46,8 +46,14 @@ class RawRtdb:
             h.setdefault("Authorization", "Bearer owner")
         elif self.token:
             q.setdefault("auth", self.token)
-        data = raw_body if raw_body is not None else (None if body is None and method in ("GET", "DELETE") else json.dumps(body))
-        return self.http.request(method, self.url(path), params=q, data=data, headers=h, timeout=10, **kwargs)
+        data = (
+            raw_body
+            if raw_body is not None
+            else (None if body is None and method in ("GET", "DELETE") else json.dumps(body))
+        )
+        return self.http.request(
+            method, self.url(path), params=q, data=data, headers=h, timeout=10, **kwargs
+        )
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)

@@ -11,7 +11,9 @@ import requests
 
 
 class SseReader:
-    def __init__(self, url: str, params: dict[str, str], headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, params: dict[str, str], headers: dict[str, str] | None = None
+    ) -> None:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.response = requests.get(
             url,

@@ -1,0 +1,32 @@
+# The two set-up commands a newcomer needs (see README): `make demo` and `make test`.
+# Both create .venv and install everything the project needs on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench setup
+
+$(BIN)/emdash-fb: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(BIN)/emdash-fb node_modules/.package-lock.json
+
+demo: $(BIN)/emdash-fb
+	$(BIN)/emdash-fb demo
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: $(BIN)/emdash-fb
+	$(BIN)/ruff check emdash_fb tests benchmarks
+	$(BIN)/ruff format --check emdash_fb tests benchmarks
+
+bench: $(BIN)/emdash-fb
+	$(BIN)/python benchmarks/emulator_bench.py
