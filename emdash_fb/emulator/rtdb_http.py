@@ -10,9 +10,13 @@ server-sent event streams). Every failure becomes Firebase's status with an
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import re
+import socket
+import struct
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -254,6 +258,8 @@ class RtdbHandler:
             }
         )
         await response.prepare(request)
+        if request.transport is not None:
+            listener.on_overflow = functools.partial(_reset_connection, request.transport)
         listener.open()
         self.active_streams.add(listener)
         revoke_timer = None
@@ -273,8 +279,6 @@ class RtdbHandler:
                 revoke_timer.cancel()
             listener.close("disconnected")
             self.active_streams.discard(listener)
-        if listener.close_reason == "overflow" and request.transport is not None:
-            request.transport.close()
         return response
 
     # -- writes --------------------------------------------------------------
@@ -325,6 +329,15 @@ class RtdbHandler:
             ns.set_rules(rules)
             return web.json_response({"status": "ok"})
         raise HttpError(405, f"Method {method} is not supported on rules")
+
+
+def _reset_connection(transport: asyncio.BaseTransport) -> None:
+    """Drop a connection at once, discarding what the kernel still buffers for it."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _shallow(node: Json) -> Json:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .database import Caller, Change, Namespace, Path
@@ -56,6 +57,7 @@ class StreamListener:
         self.closed = False
         self.close_reason: str | None = None
         self._window: dict[str, Json] = {}
+        self.on_overflow: Callable[[], None] | None = None  # drops the connection
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -103,6 +105,10 @@ class StreamListener:
             self._frames.clear()
             self._buffered = 0
             self.close("overflow")
+            if self.on_overflow is not None:
+                # The writer may be parked in a socket drain on this very
+                # client; abort rather than flush what it won't read.
+                self.on_overflow()
             return
         self._frames.append(data)
         self._wakeup.set()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 from typing import Any
 
@@ -57,4 +59,11 @@ class SseReader:
             return ev
 
     def close(self) -> None:
+        # Shut the socket first: closing the response would otherwise wait for
+        # the reader thread's blocked read (up to a keep-alive interval).
+        conn = getattr(self.response.raw, "_connection", None)
+        sock = getattr(conn, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.response.close()
