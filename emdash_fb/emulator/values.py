@@ -65,12 +65,31 @@ def at_path(v: Json, path: list[str] | tuple[str, ...]) -> Json:
 
 
 def plain(v: Json) -> Json:
-    """Export form -> the JSON a normal GET returns (priorities dropped)."""
+    """Export form -> the JSON a normal GET returns (priorities dropped).
+
+    Like Firebase, an object whose keys are all small non-negative integers,
+    filling at least half of ``0..max``, reads back as an array (gaps are null).
+    """
     if not isinstance(v, dict):
         return v
     if VALUE in v:
         return v[VALUE]
-    return {k: plain(c) for k, c in v.items() if k != PRIORITY}
+    out = {k: plain(c) for k, c in v.items() if k != PRIORITY}
+    return _as_array(out)
+
+
+def _as_array(obj: dict[str, Json]) -> Json:
+    top = -1
+    for key in obj:
+        if not key.isdigit() or (len(key) > 1 and key[0] == "0") or not key.isascii():
+            return obj
+        top = max(top, int(key))
+    if top < 0 or top >= 2 * len(obj):
+        return obj
+    arr: list[Json] = [None] * (top + 1)
+    for key, c in obj.items():
+        arr[int(key)] = c
+    return arr
 
 
 def normalize(v: Json) -> Json:
