@@ -1,0 +1,19 @@
+"""Fixtures for the rules suite: a world per test on the shared emulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from emdash_fb.emulator.server import ThreadedEmulator
+from tests.rules.world import Team, World, build_team
+from tests.support.rtdb import RawRtdb
+
+
+@pytest.fixture
+def world(raw: RawRtdb, emulator: ThreadedEmulator) -> World:
+    return World(raw, emulator.project_id)
+
+
+@pytest.fixture
+def team(world: World) -> Team:
+    return build_team(world)

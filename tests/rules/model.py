@@ -1,0 +1,233 @@
+"""The product's writes, shaped exactly as docs/DATA-MODEL.md lists them.
+
+Each builder returns the body of one request: a multi-path update (PATCH at
+the root, keys are paths) or a single value. Tests send them as the user who
+would send them, and build attacks by changing one thing in an honest body.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+TS = {".sv": "timestamp"}
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PUSH_ALPHABET = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+MINUTE_MS = 60_000
+DAY_MS = 24 * 60 * MINUTE_MS
+
+
+def inc(n: int) -> dict[str, Any]:
+    return {".sv": {"increment": n}}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def push_id() -> str:
+    """A push id: 8 characters of time, 12 random (the rules check the form only)."""
+    t, stamp = now_ms(), []
+    for _ in range(8):
+        stamp.append(PUSH_ALPHABET[t % 64])
+        t //= 64
+    return "".join(reversed(stamp)) + "".join(secrets.choice(PUSH_ALPHABET) for _ in range(12))
+
+
+def invite_code() -> str:
+    """10 characters of upper-case Crockford base32 (50 bits)."""
+    return "".join(secrets.choice(CROCKFORD) for _ in range(10))
+
+
+def session_path(sid: str, rest: str = "") -> str:
+    return f"sessions/{sid}/{rest}" if rest else f"sessions/{sid}"
+
+
+# -- sessions and membership ---------------------------------------------------
+
+
+def share(
+    uid: str,
+    name: str,
+    sid: str,
+    code: str,
+    *,
+    expires_at: int | None = None,
+    max_members: int = 5,
+    idle_ms: int = 30 * MINUTE_MS,
+    title: str = "demo",
+    mode: str = "code",
+) -> dict[str, Any]:
+    expires = now_ms() + DAY_MS if expires_at is None else expires_at
+    return {
+        f"sessions/{sid}/meta": {
+            "owner": uid,
+            "title": title,
+            "inviteCode": code,
+            "inviteExpiresAt": expires,
+            "createdAt": TS,
+            "status": "open",
+            "mode": mode,
+            "maxMembers": max_members,
+            "memberCount": 1,
+            "lastActivity": TS,
+            "idleTimeoutMs": idle_ms,
+        },
+        f"sessions/{sid}/members/{uid}": {"name": name, "role": "owner", "joinedAt": TS},
+        f"invites/{code}": {"sid": sid, "by": uid, "createdAt": TS, "expiresAt": expires},
+    }
+
+
+def join(uid: str, name: str, sid: str, code: str) -> dict[str, Any]:
+    # A joiner can't read meta before joining, so the count moves by a server increment.
+    return {
+        f"sessions/{sid}/members/{uid}": {
+            "name": name,
+            "role": "editor",
+            "joinedAt": TS,
+            "via": code,
+        },
+        f"sessions/{sid}/meta/memberCount": inc(1),
+        f"sessions/{sid}/meta/lastActivity": TS,
+    }
+
+
+def leave(uid: str, sid: str) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/members/{uid}": None,
+        f"sessions/{sid}/presence/{uid}": None,
+        f"sessions/{sid}/meta/memberCount": inc(-1),
+    }
+
+
+def kick(owner: str, sid: str, uid: str) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/members/{uid}": None,
+        f"sessions/{sid}/presence/{uid}": None,
+        f"sessions/{sid}/kicked/{uid}": {"by": owner, "at": TS},
+        f"sessions/{sid}/meta/memberCount": inc(-1),
+        f"sessions/{sid}/meta/lastKicked": uid,
+    }
+
+
+def rotate(
+    owner: str, sid: str, old: str | None, new: str, *, expires_at: int | None = None
+) -> dict[str, Any]:
+    expires = now_ms() + DAY_MS if expires_at is None else expires_at
+    body: dict[str, Any] = {
+        f"invites/{new}": {"sid": sid, "by": owner, "createdAt": TS, "expiresAt": expires},
+        f"sessions/{sid}/meta/inviteCode": new,
+        f"sessions/{sid}/meta/inviteExpiresAt": expires,
+    }
+    if old is not None:
+        body[f"invites/{old}"] = None
+    return body
+
+
+def revoke(sid: str, old: str) -> dict[str, Any]:
+    return {
+        f"invites/{old}": None,
+        f"sessions/{sid}/meta/inviteCode": None,
+        f"sessions/{sid}/meta/inviteExpiresAt": None,
+    }
+
+
+def close(sid: str, code: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        f"sessions/{sid}/meta/status": "closed",
+        f"sessions/{sid}/meta/inviteCode": None,
+    }
+    if code is not None:
+        body[f"invites/{code}"] = None
+    return body
+
+
+def presence(typing_until: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"lastSeen": TS}
+    if typing_until is not None:
+        body["typingUntil"] = typing_until
+    return body
+
+
+# -- messages ------------------------------------------------------------------
+
+
+def send(uid: str, name: str, sid: str, mid: str, text: str) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/queue/{mid}": {
+            "uid": uid,
+            "name": name,
+            "text": text,
+            "createdAt": TS,
+            "state": "queued",
+        },
+        f"sessions/{sid}/messages/{mid}": {
+            "role": "user",
+            "uid": uid,
+            "name": name,
+            "text": text,
+            "at": TS,
+        },
+        f"work/{mid}": {"sid": sid, "uid": uid, "at": TS},
+        f"sessions/{sid}/meta/lastActivity": TS,
+    }
+
+
+def cancel_queued(sid: str, mid: str) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/queue/{mid}": None,
+        f"work/{mid}": None,
+        f"sessions/{sid}/messages/{mid}/state": "cancelled",
+    }
+
+
+def cancel_running(uid: str) -> dict[str, Any]:
+    """The value of turns/<mid>/cancelRequested."""
+    return {"by": uid, "at": TS}
+
+
+# -- runner --------------------------------------------------------------------
+
+
+def lock(mid: str, runner: str, *, fence: int = 1, lease_ms: int = 30_000) -> dict[str, Any]:
+    return {"mid": mid, "runner": runner, "fence": fence, "leaseUntil": now_ms() + lease_ms}
+
+
+def start_turn(sid: str, mid: str, runner: str, *, fence: int = 1) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/queue/{mid}/state": "running",
+        f"sessions/{sid}/turns/{mid}": {
+            "state": "running",
+            "runner": runner,
+            "fence": fence,
+            "startedAt": TS,
+            "attempt": 1,
+        },
+    }
+
+
+def finish_turn(
+    sid: str, mid: str, runner: str, text: str, *, agent: str = "demo-agent"
+) -> dict[str, Any]:
+    return {
+        f"sessions/{sid}/turns/{mid}/state": "done",
+        f"sessions/{sid}/turns/{mid}/endedAt": TS,
+        f"sessions/{sid}/turns/{mid}/chunks": None,
+        f"sessions/{sid}/messages/{mid}~a": {
+            "role": "assistant",
+            "uid": runner,
+            "name": agent,
+            "text": text,
+            "at": TS,
+            "replyTo": mid,
+        },
+        f"sessions/{sid}/queue/{mid}": None,
+        f"work/{mid}": None,
+        f"sessions/{sid}/lock": None,
+        f"sessions/{sid}/meta/lastActivity": TS,
+    }
+
+
+def runner_record(agent: str = "demo-agent") -> dict[str, Any]:
+    return {"heartbeat": TS, "agent": agent, "capacity": 2, "startedAt": TS}
