@@ -1,0 +1,1 @@
+"""The agent runner: claims queued messages, runs the agent, streams replies back."""

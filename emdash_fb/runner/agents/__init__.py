@@ -1,0 +1,33 @@
+"""Pluggable agents: ``echo`` (offline demo), ``command`` (any agent CLI) and ``openai``.
+
+The contract lives in :mod:`emdash_fb.runner.agents.base` and is re-exported
+here; :func:`load_agent` builds an agent by name from options and environment.
+"""
+
+from emdash_fb.runner.agents.base import (
+    AGENT_NAMES,
+    Agent,
+    AgentError,
+    AgentEvent,
+    ChatMessage,
+    TextDelta,
+    ToolResult,
+    ToolStart,
+    TurnInput,
+    build_prompt,
+    load_agent,
+)
+
+__all__ = [
+    "AGENT_NAMES",
+    "Agent",
+    "AgentError",
+    "AgentEvent",
+    "ChatMessage",
+    "TextDelta",
+    "ToolResult",
+    "ToolStart",
+    "TurnInput",
+    "build_prompt",
+    "load_agent",
+]

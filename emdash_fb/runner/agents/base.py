@@ -1,0 +1,257 @@
+"""The agent contract: what the runner hands an agent, what an agent streams back.
+
+An agent answers one turn at a time. The runner builds a :class:`TurnInput`
+(the conversation so far plus the new message), calls ``agent.run(turn)`` and
+iterates the async generator it returns, forwarding every :data:`AgentEvent` to
+the session. To stop an agent the runner cancels the task that iterates it;
+every agent stops within a second of that and cleans up after itself (kills its
+subprocesses, closes its connections). A failed turn raises :class:`AgentError`,
+whose ``str()`` is the line shown to everyone.
+
+This module holds no database code and no backend: the backends live in
+``echo``, ``command`` and ``openai_compat``, and :func:`load_agent` picks one by
+name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+#: Tool output is cut to this many characters before it is streamed.
+MAX_TOOL_OUTPUT = 4000
+#: A tool's input summary is cut to this many characters.
+MAX_TOOL_INPUT = 200
+
+AGENT_NAMES = ("echo", "command", "openai")
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "user" | "assistant"
+    author: str  # display name of the person (for user messages) or the agent
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    session: str
+    message_id: str
+    history: tuple[ChatMessage, ...]  # earlier conversation, oldest first, without `message`
+    message: ChatMessage  # the new message being answered
+    mode: str = "code"  # "code" | "plan"
+    workdir: Path = Path(".")  # where tools may look (read-only tools only)
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolStart:
+    id: str
+    name: str
+    input: str  # short human summary of the tool's input
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    id: str
+    output: str  # truncated text
+    ok: bool = True
+
+
+AgentEvent = TextDelta | ToolStart | ToolResult
+
+
+class AgentError(Exception):
+    """A failed turn. ``str()`` is the message shown to everyone as the turn's failure.
+
+    ``summary`` is always a single line; ``detail`` holds extra context (for the
+    ``command`` agent, the tail of the command's stderr) and is already part of
+    ``str()`` when present, on the lines after the summary.
+    """
+
+    def __init__(self, summary: str, detail: str = "") -> None:
+        self.summary = " ".join(summary.split())
+        self.detail = detail.strip()
+        super().__init__(f"{self.summary}\n{self.detail}" if self.detail else self.summary)
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+
+    def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        """Answer ``turn`` as an async generator of events; raise AgentError on failure."""
+        ...
+
+
+# --------------------------------------------------------------------------- prompts
+
+_MODE_LINES = {
+    "code": "Mode: code. You may read and change files in the working folder to do what is asked.",
+    "plan": "Mode: plan. Discuss and propose a plan step by step; do not change any files.",
+}
+
+AGENT_LABEL = "agent"
+
+
+def speaker(message: ChatMessage) -> str:
+    """The label a message is shown with in a text prompt: the author, or ``agent``."""
+    if message.role == "assistant":
+        return AGENT_LABEL
+    return message.author.strip() or "someone"
+
+
+def mode_line(mode: str) -> str:
+    return _MODE_LINES.get(mode, f"Mode: {mode}.")
+
+
+def system_intro(mode: str) -> str:
+    """The instructions every backend gives the model: shared session, authors, mode."""
+    return (
+        "You are the coding agent in a shared session: several people talk to you in one "
+        "conversation. Each of their messages is prefixed with the author's name "
+        f'("alice: ..."); your own earlier replies are labelled "{AGENT_LABEL}". '
+        "Answer the newest message, addressing its author by name when it helps. " + mode_line(mode)
+    )
+
+
+def build_prompt(turn: TurnInput) -> str:
+    """The whole turn as one text, for CLIs that take a single prompt.
+
+    Shape::
+
+        <system intro, naming the mode>
+
+        Conversation so far:
+        alice: ...
+        agent: ...
+
+        New message:
+        bob: ...
+
+    The "Conversation so far" block is left out when there is no history.
+    """
+    parts = [system_intro(turn.mode), ""]
+    if turn.history:
+        parts.append("Conversation so far:")
+        parts.extend(f"{speaker(m)}: {m.text}" for m in turn.history)
+        parts.append("")
+    parts.append("New message:")
+    parts.append(f"{speaker(turn.message)}: {turn.message.text}")
+    return "\n".join(parts) + "\n"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def truncate(text: str, limit: int = MAX_TOOL_OUTPUT) -> str:
+    """``text`` cut to about ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n… ({len(text) - limit} more characters)"
+
+
+_INPUT_KEYS = ("command", "file_path", "path", "pattern", "url", "query", "description")
+
+
+def summarize_input(value: object, limit: int = MAX_TOOL_INPUT) -> str:
+    """A short one-line summary of a tool's input (a string or JSON-like value).
+
+    For objects the most telling field wins (``command``, ``file_path``, ``path``,
+    ``pattern``, ``url``, ``query``, ``description``); otherwise compact JSON.
+    """
+    if isinstance(value, dict):
+        for key in _INPUT_KEYS:
+            if isinstance(value.get(key), str) and value[key].strip():
+                value = value[key]
+                break
+    if isinstance(value, str):
+        text = value
+    elif value is None:
+        text = ""
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except (TypeError, ValueError):
+            text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Options:
+    """Agent options (all strings), with env fallbacks; unknown keys are an error."""
+
+    def __init__(self, agent: str, values: Mapping[str, str] | None, known: tuple[str, ...]):
+        self.agent = agent
+        self.values = dict(values or {})
+        unknown = sorted(set(self.values) - set(known))
+        if unknown:
+            raise AgentError(
+                f"unknown option {unknown[0]!r} for the {agent} agent (known: {', '.join(known)})"
+            )
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        value = self.values.get(key)
+        return default if value is None else value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        raw = self.values.get(key)
+        if raw is None or str(raw).strip() == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise AgentError(
+                f"option {key}={raw!r} for the {self.agent} agent is not a number"
+            ) from None
+        if not value >= minimum or value == float("inf"):
+            raise AgentError(
+                f"option {key}={raw!r} for the {self.agent} agent must be a finite number "
+                f">= {minimum:g}"
+            )
+        return value
+
+    def choice(self, key: str, choices: tuple[str, ...]) -> str:
+        raw = self.values.get(key)
+        value = choices[0] if raw is None or raw.strip() == "" else raw.strip().lower()
+        if value not in choices:
+            raise AgentError(
+                f"option {key}={raw!r} for the {self.agent} agent must be one of "
+                f"{', '.join(choices)}"
+            )
+        return value
+
+
+def load_agent(
+    name: str,
+    options: Mapping[str, str] | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> Agent:
+    """Build the agent called ``name`` ("echo" | "command" | "openai") from options and env.
+
+    Raises AgentError with a clear message for an unknown name, an unknown option
+    or missing configuration (e.g. no command for ``command``, no model for
+    ``openai``).
+    """
+    key = (name or "").strip().lower()
+    if key == "echo":
+        from emdash_fb.runner.agents.echo import EchoAgent
+
+        return EchoAgent.from_options(options)
+    if key == "command":
+        from emdash_fb.runner.agents.command import CommandAgent
+
+        return CommandAgent.from_options(options, env)
+    if key == "openai":
+        from emdash_fb.runner.agents.openai_compat import OpenAIAgent
+
+        return OpenAIAgent.from_options(options, env)
+    raise AgentError(f"unknown agent {name!r}: choose one of {', '.join(AGENT_NAMES)}")

@@ -1,0 +1,196 @@
+"""The ``echo`` agent: offline and deterministic, for the demo and for tests.
+
+It answers every message with::
+
+    <author> asked: <their message>
+
+    [a sentence about each tool it ran]
+
+    I have seen <N> earlier message(s) in this conversation (<who>). Mode: <mode>.
+
+streamed word by word (each word with the whitespace after it is one
+:class:`TextDelta`) at ``rate`` words per second (option ``rate``, default 30;
+``rate=0`` streams instantly).
+
+Triggers (case-insensitive, anywhere in the new message) run a real read-only
+tool inside the turn's ``workdir`` and stream its ToolStart/ToolResult:
+
+* the word ``ls``, or ``list files`` / ``list the files`` -> tool ``list_files``:
+  lists the working folder (sorted, folders with a trailing ``/``, at most
+  100 names), then says how many entries there are.
+* ``read <path>`` -> tool ``read_file``: reads that file, relative to the working
+  folder, and says how many lines it has and what its first line is. Paths that
+  escape the working folder (``..``, absolute paths elsewhere, symlinks pointing
+  out) are refused with a failed ToolResult, as are missing files and folders.
+  Output is cut to 4000 characters.
+
+Both triggers may appear in one message; the listing comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+
+from emdash_fb.runner.agents.base import (
+    AgentEvent,
+    Options,
+    TextDelta,
+    ToolResult,
+    ToolStart,
+    TurnInput,
+    truncate,
+)
+
+DEFAULT_RATE = 30.0
+MAX_LISTING = 100
+MAX_READ_BYTES = 256 * 1024
+
+_LS = re.compile(r"(?<![\w./-])ls(?![\w-]|\.\w)|\blist\s+(?:the\s+)?files\b", re.IGNORECASE)
+_READ = re.compile(r"\bread\s+(\S+)", re.IGNORECASE)
+_WORD = re.compile(r"\s*\S+\s*")
+
+
+class EchoAgent:
+    name = "echo"
+
+    def __init__(self, rate: float = DEFAULT_RATE) -> None:
+        self.rate = rate
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, str] | None) -> EchoAgent:
+        opts = Options("echo", options, ("rate",))
+        return cls(rate=opts.number("rate", DEFAULT_RATE))
+
+    async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        author = turn.message.author.strip() or "someone"
+        async for event in self._say(f"{author} asked: {turn.message.text}\n\n"):
+            yield event
+
+        tool_number = 0
+        if _LS.search(turn.message.text):
+            tool_number += 1
+            tool_id = f"echo-{tool_number}"
+            yield ToolStart(id=tool_id, name="list_files", input=".")
+            ok, output, sentence = await asyncio.to_thread(list_folder, turn.workdir)
+            yield ToolResult(id=tool_id, output=output, ok=ok)
+            async for event in self._say(sentence + "\n\n"):
+                yield event
+
+        match = _READ.search(turn.message.text)
+        if match:
+            tool_number += 1
+            tool_id = f"echo-{tool_number}"
+            raw = match.group(1)
+            yield ToolStart(id=tool_id, name="read_file", input=clean_path(raw))
+            ok, output, sentence = await asyncio.to_thread(read_file, turn.workdir, raw)
+            yield ToolResult(id=tool_id, output=output, ok=ok)
+            async for event in self._say(sentence + "\n\n"):
+                yield event
+
+        async for event in self._say(summary_line(turn)):
+            yield event
+
+    async def _say(self, text: str) -> AsyncIterator[TextDelta]:
+        delay = 1.0 / self.rate if self.rate > 0 else 0.0
+        for word in _WORD.findall(text):
+            if delay:
+                await asyncio.sleep(delay)
+            yield TextDelta(word)
+
+
+def summary_line(turn: TurnInput) -> str:
+    count = len(turn.history)
+    noun = "message" if count == 1 else "messages"
+    people: list[str] = []
+    for message in turn.history:
+        who = "the agent" if message.role == "assistant" else (message.author or "someone")
+        if who not in people:
+            people.append(who)
+    whom = f" ({', '.join(people)})" if people else ""
+    return f"I have seen {count} earlier {noun} in this conversation{whom}. Mode: {turn.mode}."
+
+
+def list_folder(workdir: Path) -> tuple[bool, str, str]:
+    """(ok, tool output, sentence for the reply) for listing ``workdir``."""
+    try:
+        entries = sorted(os.scandir(workdir), key=lambda e: e.name)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return (
+            False,
+            f"cannot list the working folder: {reason}",
+            (f"I could not list the working folder: {reason}."),
+        )
+    names = [e.name + ("/" if _is_dir(e) else "") for e in entries]
+    shown = names[:MAX_LISTING]
+    output = "\n".join(shown)
+    if len(names) > len(shown):
+        output += f"\n… ({len(names) - len(shown)} more)"
+    output = truncate(output)
+    if not names:
+        return True, "(empty)", "The working folder is empty."
+    noun = "entry" if len(names) == 1 else "entries"
+    preview = ", ".join(shown[:5]) + (", …" if len(names) > 5 else "")
+    return True, output, f"The working folder has {len(names)} {noun}: {preview}."
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def clean_path(raw: str) -> str:
+    """The path named after ``read``, without surrounding quotes or sentence punctuation."""
+    path = raw.strip("\"'`(").rstrip(",;:!?)\"'`")
+    if path.endswith(".") and not path.endswith("..") and path.rstrip("/") == path:
+        path = path[:-1]  # "read notes.txt." - the full stop ends the sentence
+    return path or raw
+
+
+def resolve_inside(workdir: Path, raw: str) -> Path | None:
+    """``raw`` resolved against ``workdir``, or None if it points outside it."""
+    root = Path(workdir).resolve()
+    target = (root / clean_path(raw)).resolve()
+    if target != root and root not in target.parents:
+        return None
+    return target
+
+
+def read_file(workdir: Path, raw: str) -> tuple[bool, str, str]:
+    """(ok, tool output, sentence for the reply) for reading ``raw`` inside ``workdir``."""
+    shown = clean_path(raw)
+    target = resolve_inside(workdir, raw)
+    if target is None:
+        return (
+            False,
+            f"refused: {shown} is outside the working folder",
+            (f"I did not read {shown}: it is outside the working folder."),
+        )
+    if target.is_dir():
+        return False, f"{shown} is a folder, not a file", f"I did not read {shown}: it is a folder."
+    try:
+        with open(target, "rb") as handle:
+            data = handle.read(MAX_READ_BYTES + 1)
+    except FileNotFoundError:
+        return False, f"no such file: {shown}", f"I could not read {shown}: there is no such file."
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return False, f"cannot read {shown}: {reason}", f"I could not read {shown}: {reason}."
+    text = data[:MAX_READ_BYTES].decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    first = next((line.strip() for line in lines if line.strip()), "")
+    if len(first) > 80:
+        first = first[:79] + "…"
+    counted = f"{len(lines)}+" if len(data) > MAX_READ_BYTES else str(len(lines))
+    noun = "line" if counted == "1" else "lines"
+    sentence = f"{shown} has {counted} {noun}"
+    sentence += f'; it starts with "{first}".' if first else " and nothing but blank space."
+    if not lines:
+        sentence = f"{shown} is empty."
+    return True, truncate(text) if text else "(empty file)", sentence
