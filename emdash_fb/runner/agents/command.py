@@ -1,0 +1,307 @@
+"""The ``command`` agent: run any agent CLI once per turn and stream what it prints.
+
+Options (all strings):
+
+* ``cmd``: the command line, split like a shell would (``shlex``) but run
+  without a shell. Falls back to the ``EMDASH_FB_AGENT_CMD`` environment
+  variable. Example: ``claude -p --output-format stream-json --verbose``.
+* ``prompt``: ``stdin`` (default) writes the prompt (see
+  :func:`~emdash_fb.runner.agents.base.build_prompt`) to the command's stdin
+  and closes it; ``arg`` appends it as the last argument (stdin is empty).
+* ``format``: ``text`` (default) streams stdout as text as it arrives;
+  ``jsonl`` reads one JSON object per line -- see
+  :mod:`emdash_fb.runner.agents.jsonl` for the shapes understood (Claude
+  Code's ``stream-json`` and a small generic one).
+* ``timeout``: seconds for the whole turn (default 600).
+
+The command runs in the turn's ``workdir`` in a new session (its own process
+group). Stdout is read in chunks as they arrive and decoded incrementally as
+UTF-8 with ``errors="replace"``, so invalid bytes become U+FFFD and never end
+the turn; control characters (ANSI escapes) are passed through untouched.
+
+Failures (all :class:`~emdash_fb.runner.agents.base.AgentError`):
+
+* exit status != 0: ``agent command exited with status N: <last stderr
+  line>``, followed on the next lines by the last ~500 characters of stderr;
+* a ``jsonl`` error or ``is_error`` result reported by the CLI: that message;
+* too slow: the whole process group is killed and the message is ``agent
+  command timed out after N s``;
+* the command cannot be started (not found, not executable, no working folder).
+
+Cancelling the task that iterates :meth:`CommandAgent.run` sends SIGTERM to the
+process group, then SIGKILL 0.4 s later if anything is still running. When a
+turn ends in any way, whatever is still left in the process group (stray
+background children) is killed too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import errno
+import os
+import shlex
+import signal
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+from emdash_fb.runner.agents.base import (
+    AgentError,
+    AgentEvent,
+    Options,
+    TextDelta,
+    TurnInput,
+    build_prompt,
+)
+from emdash_fb.runner.agents.jsonl import JsonlTranslator
+
+CMD_ENV = "EMDASH_FB_AGENT_CMD"
+DEFAULT_TIMEOUT = 600.0
+CHUNK = 64 * 1024
+STDERR_TAIL = 500
+#: After the command exits, stdout is read until it has been idle this long (a stray
+#: background child can hold the pipe open forever).
+EXIT_GRACE = 1.0
+#: Between SIGTERM and SIGKILL when stopping the command.
+TERM_GRACE = 0.4
+#: A jsonl line longer than this is an error rather than unbounded memory.
+MAX_LINE = 32 * 1024 * 1024
+POLL = 0.05
+
+
+class CommandAgent:
+    name = "command"
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        prompt: str = "stdin",
+        format: str = "text",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not argv:
+            raise AgentError("the command agent needs a command to run")
+        if prompt not in ("stdin", "arg"):
+            raise AgentError(f"prompt={prompt!r} must be stdin or arg")
+        if format not in ("text", "jsonl"):
+            raise AgentError(f"format={format!r} must be text or jsonl")
+        self.argv = list(argv)
+        self.prompt = prompt
+        self.format = format
+        self.timeout = timeout
+
+    @classmethod
+    def from_options(
+        cls, options: Mapping[str, str] | None, env: Mapping[str, str] = os.environ
+    ) -> CommandAgent:
+        opts = Options("command", options, ("cmd", "prompt", "format", "timeout"))
+        line = opts.get("cmd") or env.get(CMD_ENV) or ""
+        if not line.strip():
+            raise AgentError(
+                f"the command agent needs a command: set {CMD_ENV} or the cmd option "
+                "(e.g. cmd='claude -p')"
+            )
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise AgentError(f"cannot parse the agent command {line!r}: {exc}") from None
+        timeout = opts.number("timeout", DEFAULT_TIMEOUT)
+        if timeout <= 0:
+            raise AgentError("option timeout for the command agent must be more than 0")
+        return cls(
+            argv,
+            prompt=opts.choice("prompt", ("stdin", "arg")),
+            format=opts.choice("format", ("text", "jsonl")),
+            timeout=timeout,
+        )
+
+    async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        prompt = build_prompt(turn).replace("\x00", "")
+        argv = self.argv + [prompt] if self.prompt == "arg" else list(self.argv)
+        proc = await _spawn(argv, Path(turn.workdir), with_stdin=self.prompt == "stdin")
+
+        stderr_tail: deque[str] = deque()
+        stderr_task = asyncio.create_task(_collect_tail(proc.stderr, stderr_tail))
+        stdin_task = (
+            asyncio.create_task(_feed(proc.stdin, prompt.encode("utf-8")))
+            if proc.stdin is not None
+            else None
+        )
+        read_task: asyncio.Task[bytes] | None = None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        translator = JsonlTranslator() if self.format == "jsonl" else None
+        pending = ""
+        try:
+            assert proc.stdout is not None
+            idle_since_exit: float | None = None
+            while True:
+                if read_task is None:
+                    read_task = asyncio.create_task(proc.stdout.read(CHUNK))
+                now = loop.time()
+                if now >= deadline:
+                    raise self._timed_out()
+                done, _ = await asyncio.wait({read_task}, timeout=min(POLL, deadline - now))
+                if not done:
+                    if proc.returncode is not None:
+                        idle_since_exit = idle_since_exit or loop.time()
+                        if loop.time() - idle_since_exit >= EXIT_GRACE:
+                            break  # exited, but something else holds stdout open
+                    continue
+                chunk = read_task.result()
+                read_task = None
+                idle_since_exit = None
+                final = not chunk
+                text = decoder.decode(chunk, final=final)
+                if translator is None:
+                    if text:
+                        yield TextDelta(text)
+                else:
+                    pending += text
+                    if final and pending:
+                        pending += "\n"
+                    *lines, pending = pending.split("\n")
+                    if len(pending) > MAX_LINE:
+                        raise AgentError("the agent command printed a JSON line that is too long")
+                    for line in lines:
+                        for event in translator.feed_line(line.rstrip("\r")):
+                            yield event
+                if final:
+                    break
+
+            while proc.returncode is None:  # stdout closed; wait for the exit
+                if loop.time() >= deadline:
+                    raise self._timed_out()
+                await asyncio.sleep(POLL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(stderr_task), 0.5)
+
+            if translator is not None and translator.error:
+                raise AgentError(
+                    f"the agent reported an error: {translator.error}", _tail(stderr_tail)
+                )
+            if proc.returncode != 0:
+                raise _exit_error(proc.returncode, _tail(stderr_tail))
+        finally:
+            helpers = [t for t in (read_task, stdin_task, stderr_task) if t is not None]
+            for task in helpers:
+                task.cancel()
+            await _stop(proc)
+            await _settle(helpers)
+
+    def _timed_out(self) -> AgentError:
+        return AgentError(f"agent command timed out after {self.timeout:g} s")
+
+
+async def _spawn(argv: list[str], workdir: Path, *, with_stdin: bool) -> asyncio.subprocess.Process:
+    if not workdir.is_dir():
+        raise AgentError(f"the working folder {workdir} does not exist")
+    try:
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=workdir,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise AgentError(f"agent command not found: {argv[0]}") from None
+    except PermissionError:
+        raise AgentError(f"agent command is not executable: {argv[0]}") from None
+    except OSError as exc:
+        if exc.errno == errno.E2BIG:
+            raise AgentError(
+                "the conversation is too long to pass as an argument; use prompt=stdin"
+            ) from None
+        raise AgentError(
+            f"could not start the agent command {argv[0]}: {exc.strerror or exc}"
+        ) from None
+
+
+async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
+    """Write the prompt and close stdin; a command that stops reading is not an error."""
+    try:
+        stdin.write(data)
+        await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            stdin.close()
+
+
+async def _collect_tail(stream: asyncio.StreamReader | None, tail: deque[str]) -> None:
+    """Keep roughly the last STDERR_TAIL*4 characters of ``stream`` in ``tail``."""
+    if stream is None:
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    size = 0
+    while True:
+        chunk = await stream.read(CHUNK)
+        text = decoder.decode(chunk, final=not chunk)
+        if text:
+            tail.append(text)
+            size += len(text)
+            while size - len(tail[0]) > STDERR_TAIL * 4 and len(tail) > 1:
+                size -= len(tail.popleft())
+        if not chunk:
+            return
+
+
+def _tail(parts: deque[str]) -> str:
+    text = "".join(parts).strip()
+    if len(text) > STDERR_TAIL:
+        text = "…" + text[-STDERR_TAIL:]
+    return text
+
+
+def _exit_error(returncode: int, tail: str) -> AgentError:
+    if returncode < 0:
+        try:
+            signame = signal.Signals(-returncode).name
+        except ValueError:
+            signame = f"signal {-returncode}"
+        summary = f"agent command was killed by {signame}"
+    else:
+        summary = f"agent command exited with status {returncode}"
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    if last:
+        summary += f": {last[:200]}"
+    return AgentError(summary, tail if tail.strip() != last else "")
+
+
+async def _settle(tasks: list[asyncio.Task[object]]) -> None:
+    """Let cancelled helper tasks finish, without raising what they raised."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=0.5)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # mark as retrieved
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Stop the command's whole process group: SIGTERM, then SIGKILL; close the pipes."""
+    loop = asyncio.get_running_loop()
+    if proc.returncode is None:
+        _killpg(proc.pid, signal.SIGTERM)
+        give_up = loop.time() + TERM_GRACE
+        while proc.returncode is None and loop.time() < give_up:
+            await asyncio.sleep(0.02)
+    # Whatever is left in the group (the command itself, or its stray children) dies now.
+    _killpg(proc.pid, signal.SIGKILL)
+    give_up = loop.time() + 0.4
+    while proc.returncode is None and loop.time() < give_up:
+        await asyncio.sleep(0.02)
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
