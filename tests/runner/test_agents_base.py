@@ -18,7 +18,7 @@ from emdash_fb.runner.agents import (
     build_prompt,
     load_agent,
 )
-from emdash_fb.runner.agents.base import Agent, summarize_input, truncate
+from emdash_fb.runner.agents.base import Agent, safe_id, summarize_input, truncate
 from emdash_fb.runner.agents.command import CommandAgent
 from emdash_fb.runner.agents.echo import EchoAgent
 from emdash_fb.runner.agents.openai_compat import OpenAIAgent
@@ -165,3 +165,12 @@ def test_summaries_and_truncation():
     assert truncate("abc", 5) == "abc"
     cut = truncate("a" * 10, 4)
     assert cut.startswith("aaaa\n") and "6 more characters" in cut
+
+
+def test_safe_id():
+    assert safe_id("toolu_01AbC-9", "f") == "toolu_01AbC-9"
+    assert safe_id(" a.b$c#d[e]f/g\n ", "f") == "a_b_c_d_e_f_g"
+    assert safe_id("", "fallback") == "fallback"
+    assert safe_id(None, "fallback") == "fallback"
+    assert safe_id(7, "f") == "7"
+    assert len(safe_id("x" * 500, "f")) == 100

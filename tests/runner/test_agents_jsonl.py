@@ -81,3 +81,22 @@ def test_garbage_is_harmless():
         "   ",
     )
     assert events == [] and translator.error is None
+
+
+def test_tool_ids_are_key_safe_and_results_without_ids_pair_up():
+    events, _ = feed(
+        {"type": "tool_start", "id": "a.b/c[1]$#", "name": "x", "input": ""},
+        {"type": "tool_start", "name": "y", "input": ""},
+        {"type": "tool_result", "output": "for y"},
+        {"type": "tool_result", "id": "a.b/c[1]$#", "output": "for x"},
+        {"type": "tool_result", "output": "orphan"},
+        {"type": "tool_start", "id": "z" * 300, "name": "long"},
+    )
+    assert events == [
+        ToolStart("a_b_c_1___", "x", ""),
+        ToolStart("tool-2", "y", ""),
+        ToolResult("tool-2", "for y", True),
+        ToolResult("a_b_c_1___", "for x", True),
+        ToolResult("tool-3", "orphan", True),
+        ToolStart("z" * 100, "long", ""),
+    ]

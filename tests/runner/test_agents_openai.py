@@ -195,10 +195,10 @@ def test_streams_text_and_tool_calls_and_sends_the_right_request():
     ]
 
 
-def test_tool_start_carries_arguments_known_with_the_name_and_bare_calls_end_plainly():
+def test_tool_start_carries_arguments_known_with_the_name_ids_are_key_safe():
     async def handler(request):
         parts = [
-            sse(tool_piece(0, id="c0", name="grep", arguments='{"pattern": "TODO"}')),
+            sse(tool_piece(0, id="c.0/x", name="grep", arguments='{"pattern": "TODO"}')),
             sse(tool_piece(1, id="c1", name="list")),
             b"data: [DONE]\n\n",
         ]
@@ -207,9 +207,11 @@ def test_tool_start_carries_arguments_known_with_the_name_and_bare_calls_end_pla
     events, error, *_ = run_agent(handler)
     assert error is None
     assert events == [
-        ToolStart("c0", "grep", "TODO"),
+        ToolStart("c_0_x", "grep", "TODO"),
         ToolStart("c1", "list", ""),
-        ToolResult("c0", '(requested by the model; not executed)\narguments: {"pattern": "TODO"}'),
+        ToolResult(
+            "c_0_x", '(requested by the model; not executed)\narguments: {"pattern": "TODO"}'
+        ),
         ToolResult("c1", "(requested by the model; not executed)"),
     ]
 

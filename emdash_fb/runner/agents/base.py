@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ToolStart:
-    id: str
+    id: str  # unique within the turn; see safe_id
     name: str
     input: str  # short human summary of the tool's input
 
@@ -157,6 +158,18 @@ def truncate(text: str, limit: int = MAX_TOOL_OUTPUT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n… ({len(text) - limit} more characters)"
+
+
+_UNSAFE_ID = re.compile(r"[.$#\[\]/\x00-\x1f\x7f]")
+MAX_ID = 100
+
+
+def safe_id(value: object, fallback: str) -> str:
+    """A tool id safe to use as a key anywhere: no ``. $ # [ ] /`` or control characters,
+    at most 100 characters; ``fallback`` when ``value`` is empty."""
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    text = _UNSAFE_ID.sub("_", text.strip())[:MAX_ID]
+    return text or fallback
 
 
 _INPUT_KEYS = ("command", "file_path", "path", "pattern", "url", "query", "description")

@@ -34,9 +34,15 @@ Generic shape, for any CLI or wrapper script:
 
 * ``{"type": "text", "text": "..."}``: text, streamed as is (no separators).
 * ``{"type": "tool_start", "id", "name", "input"}``: a ToolStart (``input`` a
-  string or any JSON value, summarised as above; a missing id is generated).
+  string or any JSON value, summarised as above; a missing id is generated as
+  ``tool-N``).
 * ``{"type": "tool_result", "id", "output", "ok"}``: a ToolResult (``ok``
-  defaults to true; ``tool_use_id``/``content``/``is_error`` are accepted too).
+  defaults to true; ``tool_use_id``/``content``/``is_error`` are accepted too;
+  without an id it belongs to the latest tool that has no result yet).
+
+In both shapes tool ids are made key-safe (``. $ # [ ] /`` and control
+characters become ``_``, at most 100 characters), the same way for a tool's
+start and its result.
 * ``{"type": "error", "message": "..."}`` (or ``"error": "..."`` /
   ``{"error": {"message": ...}}``): the turn fails with that message.
 
@@ -55,6 +61,7 @@ from emdash_fb.runner.agents.base import (
     TextDelta,
     ToolResult,
     ToolStart,
+    safe_id,
     summarize_input,
     truncate,
 )
@@ -69,6 +76,7 @@ class JsonlTranslator:
         self.partial_text = False  # text of the current message came as stream_event deltas
         self.error: str | None = None  # the failure the CLI reported, if any
         self._tool_count = 0
+        self._open_tools: list[str] = []  # started, no result yet
 
     # -------------------------------------------------------------- dispatch
 
@@ -112,13 +120,7 @@ class JsonlTranslator:
             if kind == "text" and not self.partial_text:
                 events += self._block_text(_as_text(block.get("text")))
             elif kind == "tool_use":
-                events.append(
-                    ToolStart(
-                        id=self._tool_id(block.get("id")),
-                        name=str(block.get("name") or "tool"),
-                        input=summarize_input(block.get("input")),
-                    )
-                )
+                events.append(self._start(block.get("id"), block.get("name"), block.get("input")))
         return events
 
     def _user(self, obj: dict[str, Any]) -> list[AgentEvent]:
@@ -129,12 +131,9 @@ class JsonlTranslator:
         events: list[AgentEvent] = []
         for block in content:
             if isinstance(block, dict) and block.get("type") == "tool_result":
+                tool_id = block.get("tool_use_id") or block.get("id")
                 events.append(
-                    ToolResult(
-                        id=str(block.get("tool_use_id") or block.get("id") or ""),
-                        output=truncate(_content_text(block.get("content"))),
-                        ok=not block.get("is_error"),
-                    )
+                    self._finish(tool_id, block.get("content"), not block.get("is_error"))
                 )
         return events
 
@@ -179,24 +178,12 @@ class JsonlTranslator:
         return self._text(_as_text(obj.get("text")))
 
     def _generic_tool_start(self, obj: dict[str, Any]) -> list[AgentEvent]:
-        return [
-            ToolStart(
-                id=self._tool_id(obj.get("id")),
-                name=str(obj.get("name") or "tool"),
-                input=summarize_input(obj.get("input")),
-            )
-        ]
+        return [self._start(obj.get("id"), obj.get("name"), obj.get("input"))]
 
     def _generic_tool_result(self, obj: dict[str, Any]) -> list[AgentEvent]:
         output = obj["output"] if "output" in obj else obj.get("content")
         ok = bool(obj["ok"]) if "ok" in obj else not obj.get("is_error")
-        return [
-            ToolResult(
-                id=str(obj.get("id") or obj.get("tool_use_id") or ""),
-                output=truncate(_content_text(output)),
-                ok=ok,
-            )
-        ]
+        return [self._finish(obj.get("id") or obj.get("tool_use_id"), output, ok)]
 
     def _error(self, obj: dict[str, Any]) -> list[AgentEvent]:
         error = obj.get("error")
@@ -210,9 +197,19 @@ class JsonlTranslator:
 
     # -------------------------------------------------------------- helpers
 
-    def _tool_id(self, value: object) -> str:
+    def _start(self, raw_id: object, name: object, tool_input: object) -> ToolStart:
         self._tool_count += 1
-        return str(value) if value else f"tool-{self._tool_count}"
+        tool_id = safe_id(raw_id, f"tool-{self._tool_count}")
+        self._open_tools.append(tool_id)
+        return ToolStart(id=tool_id, name=str(name or "tool"), input=summarize_input(tool_input))
+
+    def _finish(self, raw_id: object, content: object, ok: bool) -> ToolResult:
+        """A ToolResult; without an id it belongs to the latest tool still running."""
+        fallback = self._open_tools[-1] if self._open_tools else f"tool-{self._tool_count + 1}"
+        tool_id = safe_id(raw_id, fallback)
+        if tool_id in self._open_tools:
+            self._open_tools.remove(tool_id)
+        return ToolResult(id=tool_id, output=truncate(_content_text(content)), ok=ok)
 
     def _text(self, text: str) -> list[AgentEvent]:
         if not text:

@@ -51,6 +51,7 @@ from emdash_fb.runner.agents.base import (
     ToolResult,
     ToolStart,
     TurnInput,
+    safe_id,
     speaker,
     summarize_input,
     system_intro,
@@ -282,7 +283,7 @@ class _StreamState:
             call = self.calls[key] = _Call(id=f"call_{len(self.calls)}")
             self.order.append(key)
         if isinstance(call_id, str) and call_id and not call.started:
-            call.id = call_id
+            call.id = safe_id(call_id, call.id)
         name = function.get("name")
         if isinstance(name, str) and name and not call.started:
             call.name = name
