@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from emdash_fb.emulator.server import ThreadedEmulator
@@ -10,8 +12,10 @@ from tests.support.rtdb import RawRtdb
 
 
 @pytest.fixture
-def world(raw: RawRtdb, emulator: ThreadedEmulator) -> World:
-    return World(raw, emulator.project_id)
+def world(raw: RawRtdb, emulator: ThreadedEmulator) -> Iterator[World]:
+    w = World(raw, emulator.project_id)
+    yield w
+    w.release()
 
 
 @pytest.fixture

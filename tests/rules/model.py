@@ -231,3 +231,29 @@ def finish_turn(
 
 def runner_record(agent: str = "demo-agent") -> dict[str, Any]:
     return {"heartbeat": TS, "agent": agent, "capacity": 2, "startedAt": TS}
+
+
+# -- editing an honest body into an attack -------------------------------------
+
+DROP = object()
+
+
+def edit(body: dict[str, Any], key: str, **fields: Any) -> dict[str, Any]:
+    """A copy of a multi-path body with fields of the record at ``key`` changed (DROP removes)."""
+    record = dict(body[key])
+    for name, value in fields.items():
+        if value is DROP:
+            record.pop(name, None)
+        else:
+            record[name] = value
+    return {**body, key: record}
+
+
+def replace(body: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    """A copy of a multi-path body with the value at ``key`` replaced, or added."""
+    return {**body, key: value}
+
+
+def without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """A copy of a multi-path body that leaves out the paths ``keys``."""
+    return {k: v for k, v in body.items() if k not in keys}

@@ -107,6 +107,11 @@ class World:
         self.admin = raw.owner()
         self.nobody = Actor(raw.as_token(None), None)
 
+    def release(self) -> None:
+        """Drop the namespace's data and compiled rules, so hundreds of tests don't pile up."""
+        ok(self.admin.delete(""))
+        self.raw.set_rules('{"rules": {}}')
+
     def user(self, uid: str, name: str | None = None) -> Actor:
         token = mint_id_token(project_id=self.project_id, uid=uid, provider="anonymous")
         return Actor(self.raw.as_token(token), uid, name or uid.capitalize())
@@ -166,7 +171,7 @@ class Team:
     """One session with every kind of participant and message in it.
 
     alice owns it; bob and dave are editors; carol is a viewer; eve is a
-    signed-in outsider. bob's message ``running`` has been claimed and started
+    signed-in outsider; the runner has its heartbeat record. bob's message ``running`` has been claimed and started
     by the runner; bob's later message ``queued`` waits in the queue.
     """
 
@@ -185,6 +190,7 @@ class Team:
 def build_team(world: World, **share_kw: Any) -> Team:
     alice, bob, carol = world.user("alice"), world.user("bob"), world.user("carol")
     dave, eve, runner = world.user("dave"), world.user("eve"), world.runner()
+    ok(runner.put(f"runners/{runner.uid}", model.runner_record()))
     s = world.share(alice, **share_kw)
     for user in (bob, carol, dave):
         world.join(s, user)

@@ -1,0 +1,266 @@
+"""The runner's writes: claims, turns, replies and clean-up, and that nobody else can make them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.rules import model
+from tests.rules.model import TS, edit, without
+from tests.rules.world import Team, World, denied, ok
+
+
+def actor(t: Team, name: str):
+    return t.world.nobody if name == "nobody" else getattr(t, name)
+
+
+USERS = ["alice", "bob", "carol", "eve", "nobody"]
+
+# -- claims ----------------------------------------------------------------------
+
+
+def test_claim_is_an_etag_transaction(team: Team) -> None:
+    """A second runner's stale claim fails with 412, not by the rules."""
+    other = team.world.runner("runner:r2")
+    got = other.request("GET", team.s.path("lock"), headers={"X-Firebase-ETag": "true"})
+    stale = ok(got).headers["ETag"]
+    ok(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() + 60_000))
+    r = other.put(
+        team.s.path("lock"), model.lock(team.queued, other.uid), headers={"if-match": stale}
+    )
+    assert r.status_code == 412
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_users_cannot_claim(team: Team, who: str) -> None:
+    a = actor(team, who)
+    denied(a.put(team.s.path("lock"), model.lock(team.queued, a.uid or "x")))
+    denied(a.put(team.s.path("lock"), model.lock(team.queued, team.runner.uid)))
+    denied(a.delete(team.s.path("lock")))
+    denied(a.put(team.s.path("lock/leaseUntil"), model.now_ms() + 60_000))
+
+
+@pytest.mark.parametrize(
+    ("label", "change"),
+    [
+        ("runner-of-another", {"runner": "runner:r2"}),
+        ("extra-field", {"owner": "bob"}),
+        ("lease-not-number", {"leaseUntil": "soon"}),
+    ],
+)
+def test_claim_shape(team: Team, label: str, change: dict[str, Any]) -> None:
+    lock = model.lock(team.queued, team.runner.uid, fence=2)
+    denied(team.runner.put(team.s.path("lock"), {**lock, **change}))
+    ok(team.runner.put(team.s.path("lock"), lock))
+
+
+# -- turns -----------------------------------------------------------------------
+
+
+def test_start_turn_by_runner(team: Team) -> None:
+    ok(team.runner.put(team.s.path("lock"), model.lock(team.queued, team.runner.uid, fence=2)))
+    ok(team.runner.update(model.start_turn(team.s.sid, team.queued, team.runner.uid, fence=2)))
+    assert team.world.value(team.s.path(f"queue/{team.queued}/state")) == "running"
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_users_cannot_start_turns(team: Team, who: str) -> None:
+    a = actor(team, who)
+    denied(a.update(model.start_turn(team.s.sid, team.queued, team.runner.uid)))
+    denied(a.put(team.s.path(f"queue/{team.queued}/state"), "running"))
+    denied(
+        a.put(
+            team.s.path(f"turns/{team.queued}"),
+            model.start_turn(team.s.sid, team.queued, "x")[team.s.path(f"turns/{team.queued}")],
+        )
+    )
+
+
+TURN_SHAPE_ATTACKS = [
+    ("state-unknown", {"state": "paused"}),
+    ("runner-of-another", {"runner": "runner:r2"}),
+    ("started-client-clock", {"startedAt": 1}),
+    ("fence-string", {"fence": "1"}),
+    ("extra-field", {"cost": 3}),
+    ("missing-attempt", {"attempt": None}),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "change"), TURN_SHAPE_ATTACKS, ids=[a for a, _ in TURN_SHAPE_ATTACKS]
+)
+def test_turn_shape(team: Team, label: str, change: dict[str, Any]) -> None:
+    body = model.start_turn(team.s.sid, team.queued, team.runner.uid, fence=2)
+    key = team.s.path(f"turns/{team.queued}")
+    bad = edit(body, key, **{k: (model.DROP if v is None else v) for k, v in change.items()})
+    denied(team.runner.update(bad))
+    ok(team.runner.update(body))
+
+
+def test_queue_state_values(team: Team) -> None:
+    denied(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "done"))
+    ok(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "running"))
+    ok(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "queued"))  # a retry
+
+
+def test_runner_cannot_invent_queue_items(team: Team) -> None:
+    """A queue item always carries its sender's uid: the runner can't forge one."""
+    mid = model.push_id()
+    body = model.send("bob", "Bob", team.s.sid, mid, "forged")
+    denied(team.runner.update(body))
+    denied(team.runner.put(team.s.path(f"queue/{mid}/state"), "queued"))
+    denied(team.runner.update(without(body, team.s.path(f"messages/{mid}"))))
+
+
+def test_runner_cannot_write_user_messages(team: Team) -> None:
+    mid = model.push_id()
+    msg = {"role": "user", "uid": "bob", "name": "Bob", "text": "forged", "at": TS}
+    denied(team.runner.put(team.s.path(f"messages/{mid}"), msg))
+    denied(team.runner.put(team.s.path(f"messages/{team.queued}/text"), "edited"))
+
+
+# -- streaming -------------------------------------------------------------------
+
+
+def test_runner_streams_chunks_and_tools(team: Team) -> None:
+    turn = team.s.path(f"turns/{team.running}")
+    ok(team.runner.patch(f"{turn}/chunks", {"0": "Hel", "1": "lo"}))
+    ok(team.runner.patch(f"{turn}/tools", {"t1": {"name": "grep", "state": "started"}}))
+    assert team.world.value(f"{turn}/chunks") == ["Hel", "lo"]
+
+
+@pytest.mark.parametrize("who", USERS)
+def test_users_cannot_stream(team: Team, who: str) -> None:
+    turn = team.s.path(f"turns/{team.running}")
+    a = actor(team, who)
+    denied(a.patch(f"{turn}/chunks", {"0": "injected"}))
+    denied(a.patch(f"{turn}/tools", {"t1": {"name": "rm"}}))
+    denied(a.put(f"{turn}/error", "boom"))
+
+
+@pytest.mark.parametrize(
+    ("chunks", "label"), [({"x": "a"}, "non-numeric-seq"), ({"0": 5}, "non-text")]
+)
+def test_chunk_shape(team: Team, chunks: dict[str, Any], label: str) -> None:
+    turn = team.s.path(f"turns/{team.running}")
+    denied(team.runner.patch(f"{turn}/chunks", chunks))
+
+
+# -- finish --------------------------------------------------------------------
+
+
+def finish_body(t: Team, text: str = "Here is the fix.") -> dict[str, Any]:
+    return model.finish_turn(t.s.sid, t.running, t.runner.uid, text)
+
+
+def reply_key(t: Team, mid: str | None = None) -> str:
+    return t.s.path(f"messages/{mid or t.running}~a")
+
+
+def test_finish_turn(team: Team) -> None:
+    ok(team.runner.update(finish_body(team)))
+    assert team.world.value(reply_key(team))["role"] == "assistant"
+    assert team.world.value(team.s.path("lock")) is None
+    assert team.world.value(f"work/{team.running}") is None
+
+
+def test_reply_may_be_long(team: Team) -> None:
+    ok(team.runner.update(finish_body(team, "x" * 40_000)))
+
+
+FORGED_REPLIES = ["alice", "bob", "carol", "eve", "nobody"]
+
+
+@pytest.mark.parametrize("who", FORGED_REPLIES)
+def test_forged_agent_reply_refused(team: Team, who: str) -> None:
+    a = actor(team, who)
+    reply = finish_body(team)[reply_key(team)]
+    denied(a.put(reply_key(team), reply))
+    denied(a.put(reply_key(team), {**reply, "uid": a.uid or "x"}))
+    denied(a.update(finish_body(team)))
+
+
+REPLY_ATTACKS = [
+    ("role-user", {"role": "user"}),
+    ("uid-of-a-member", {"uid": "bob"}),
+    ("reply-to-another", {"replyTo": "-AAAAAAAAAAAAAAAAAAA"}),
+    ("no-reply-to", {"replyTo": None}),
+    ("at-client-clock", {"at": 1}),
+    ("extra-field", {"tokens": 12}),
+    ("cancelled-state", {"state": "cancelled"}),
+]
+
+
+@pytest.mark.parametrize(("label", "change"), REPLY_ATTACKS, ids=[a for a, _ in REPLY_ATTACKS])
+def test_reply_shape(team: Team, label: str, change: dict[str, Any]) -> None:
+    body = finish_body(team)
+    bad = edit(
+        body, reply_key(team), **{k: (model.DROP if v is None else v) for k, v in change.items()}
+    )
+    denied(team.runner.update(bad))
+    ok(team.runner.update(body))
+
+
+def test_reply_only_at_a_reply_key(team: Team) -> None:
+    reply = finish_body(team)[reply_key(team)]
+    denied(team.runner.put(team.s.path(f"messages/{model.push_id()}"), reply))
+    denied(team.runner.put(team.s.path(f"messages/{team.running}~b"), reply))
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "eve"])
+def test_users_cannot_delete_started_items(team: Team, who: str) -> None:
+    """Deleting a running queue item or its work entry is the runner's."""
+    a = actor(team, who)
+    denied(a.delete(team.s.path(f"queue/{team.running}")))
+    denied(a.delete(f"work/{team.running}"))
+    denied(a.update({team.s.path(f"queue/{team.running}"): None, f"work/{team.running}": None}))
+
+
+def test_runner_may_drop_work_of_a_closed_session(team: Team) -> None:
+    ok(team.alice.update(model.close(team.s.sid, team.s.code)))
+    denied(team.runner.update(finish_body(team)))
+    ok(team.runner.delete(f"work/{team.running}"))
+
+
+# -- runner records --------------------------------------------------------------
+
+
+def test_runner_heartbeat(world: World) -> None:
+    r = world.runner("runner:r9")
+    ok(r.put("runners/runner:r9", model.runner_record()))
+    ok(r.patch("runners/runner:r9", {"heartbeat": TS}))
+    ok(r.delete("runners/runner:r9"))
+
+
+@pytest.mark.parametrize(
+    ("label", "path_uid", "change"),
+    [
+        ("another-runners-record", "runner:r2", {}),
+        ("extra-field", "runner:r1", {"secret": "x"}),
+        ("missing-agent", "runner:r1", {"agent": None}),
+        ("capacity-string", "runner:r1", {"capacity": "2"}),
+    ],
+)
+def test_runner_record_refused(
+    world: World, label: str, path_uid: str, change: dict[str, Any]
+) -> None:
+    r = world.runner("runner:r1")
+    record = {k: v for k, v in {**model.runner_record(), **change}.items() if v is not None}
+    denied(r.put(f"runners/{path_uid}", record))
+    ok(r.put("runners/runner:r1", model.runner_record()))
+
+
+@pytest.mark.parametrize("who", ["alice", "eve", "nobody"])
+def test_users_cannot_write_runner_records(team: Team, who: str) -> None:
+    a = actor(team, who)
+    denied(a.put(f"runners/{team.runner.uid}", model.runner_record()))
+    denied(a.put(f"runners/{a.uid or 'x'}", model.runner_record()))
+    denied(a.delete(f"runners/{team.runner.uid}"))
+
+
+def test_a_user_claiming_runner_uid_is_not_a_runner(world: World) -> None:
+    """The uid is not the credential: only the runner claim is."""
+    fake = world.user("runner:r1")
+    denied(fake.put("runners/runner:r1", model.runner_record()))
+    denied(fake.get("work"))
