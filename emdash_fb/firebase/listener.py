@@ -1,0 +1,328 @@
+"""Following one database path live: one stream, a local mirror tree, updates.
+
+A :class:`Listener` opens an RTDB event stream at its path as the signed-in
+user, keeps a mirror of the data there (normal form, see ``tree.py``) and
+calls ``on_update`` with an :class:`Update` for every change. Consumers derive
+their events by diffing ``Update.old`` against ``Update.new``; both are
+plain-JSON trees that share every unchanged branch (copy-on-write), so holding
+both is cheap. Treat them as immutable.
+
+Connections come and go; the mirror does not miss or repeat anything:
+
+- The first event on every connection is the full snapshot. It replaces the
+  mirror in one ``Update(resync=True)`` from the old mirror to the new
+  snapshot, so writes made while disconnected show up exactly once, in that
+  diff. (The very first one has ``old=None``.)
+- Any loss of the stream (network error, the server ending it, no bytes for
+  2.5 keep-alive intervals, a 5xx) reconnects with capped, jittered
+  exponential backoff; the backoff resets after a connection has been live
+  for ``stable_after`` seconds.
+- ``auth_revoked`` (the ID token expired or was revoked) reconnects at once
+  with a newly issued token. To avoid even that, a fresh token is fetched
+  ``token_margin`` seconds before the current one expires (while the old
+  stream keeps delivering), and the stream is reopened with it; the status
+  stays ``"live"`` throughout.
+- ``cancel`` (read access lost), or a 401 at open that a new token does not
+  fix, ends the listener with status ``"cancelled"``.
+
+Statuses: ``"connecting"``, ``"live"``, ``"reconnecting"``, then ``"cancelled"``
+or ``"stopped"`` when :meth:`Listener.run` returns. Exceptions raised by
+``on_update``/``on_status`` propagate out of ``run()`` (a consumer bug should
+be seen, not retried), as do :class:`AuthError`, :class:`ConfigError` and
+:class:`RequestError` (a 4xx other than 401), which no retry can fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .credentials import Identity
+from .errors import FirebaseError, NetworkError, PermissionDenied
+from .identity import Auth
+from .sse import open_stream
+from .target import Target
+from .tree import normalize, set_at, split_path, url_path
+
+T = TypeVar("T")
+
+KEEP_ALIVE_SECONDS = 30.0  # how often RTDB sends keep-alive events
+SILENCE_FACTOR = 2.5  # a stream silent for this many keep-alive intervals is dead
+REFRESH_RETRY_SECONDS = 15.0  # retry a failed early refresh this often, keeping the old stream
+
+
+@dataclass(frozen=True)
+class Update:
+    old: Any  # the mirror before (plain JSON, treat as immutable)
+    new: Any  # the mirror after
+    resync: bool  # True when this update is a full re-sync after (re)connect
+
+
+class _Cancelled(Exception):
+    """The server sent ``cancel``: this user may no longer read the path."""
+
+
+class _Revoked(Exception):
+    """The server sent ``auth_revoked``: the token is no longer accepted."""
+
+
+class Listener:
+    """Follows one path with one stream, keeps a local mirror tree, reports updates."""
+
+    def __init__(
+        self,
+        target: Target,
+        auth: Auth,
+        path: str,
+        on_update: Callable[[Update], None],
+        on_status: Callable[[str], None] | None = None,
+        *,
+        keep_alive: float = KEEP_ALIVE_SECONDS,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        token_margin: float = 120.0,
+        stable_after: float = 30.0,
+    ) -> None:
+        self.target = target
+        self.auth = auth
+        self.path = "/".join(split_path(path))
+        self.on_update = on_update
+        self.on_status = on_status
+        self.idle_timeout = keep_alive * SILENCE_FACTOR
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.token_margin = token_margin
+        self.stable_after = stable_after
+        self._url = f"{target.database_url}/{url_path(path)}.json"
+        self._mirror: Any = None
+        self._status: str | None = None
+        self._live_at: float | None = None
+        self._stop_requested = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+
+    @property
+    def mirror(self) -> Any:
+        """The data at the path as last seen (normal form; ``None`` when empty)."""
+        return self._mirror
+
+    @property
+    def status(self) -> str | None:
+        """The last status reported (``None`` before ``run()``)."""
+        return self._status
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the path until :meth:`stop` or a ``cancel``; reconnects on its own."""
+        if self._loop is not None:
+            raise RuntimeError("a Listener runs once; make a new one")
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        if self._stop_requested:
+            self._stop_event.set()
+        final = "stopped"
+        try:
+            final = await self._follow()
+        finally:
+            self._report(final)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to close the stream and return (safe from any thread)."""
+        self._stop_requested = True
+        loop, event = self._loop, self._stop_event
+        if loop is None or event is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
+
+    # -- the reconnect loop ------------------------------------------------------------
+
+    async def _follow(self) -> str:
+        assert self._stop_event is not None
+        self._report("connecting")
+        failures = 0
+        ident: Identity | None = None
+        replacing: str | None = None  # a token the server refused: get a newer one
+        denied_retry = False
+        while not self._stop_event.is_set():
+            revoked = False
+            try:
+                if ident is None:
+                    ident = await self._until_stopped(self._identity(replacing))
+                    if ident is None:
+                        return "stopped"
+                    replacing = None
+                outcome, swapped = await self._connection(ident)
+            except _Cancelled:
+                return "cancelled"
+            except PermissionDenied:
+                # A 401 at open: maybe the token, maybe the rules. One retry
+                # with a new token tells them apart.
+                if denied_retry:
+                    return "cancelled"
+                denied_retry = True
+                replacing = ident.id_token if ident is not None else None
+                ident = None
+                continue
+            except _Revoked:
+                revoked = True
+                replacing = ident.id_token if ident is not None else None
+                ident = None
+            except NetworkError:
+                ident = None
+            else:
+                if outcome == "stopped":
+                    return "stopped"
+                if outcome == "swap":
+                    ident = swapped  # the status stays "live"
+                    continue
+                ident = None  # the server ended the stream
+            if self._live_at is not None:
+                denied_retry = False
+                if time.monotonic() - self._live_at >= self.stable_after:
+                    failures = 0
+            self._report("reconnecting")
+            delay = 0.0 if revoked and failures == 0 else self._backoff(failures)
+            failures += 1
+            await self._sleep(delay)
+        return "stopped"
+
+    async def _connection(self, ident: Identity) -> tuple[str, Identity | None]:
+        """Run one stream until it ends, stop is asked, or a fresh token is ready to swap in."""
+        assert self._stop_event is not None
+        self._live_at = None
+        conn = asyncio.create_task(self._consume(ident.id_token))
+        stop = asyncio.create_task(self._stop_event.wait())
+        refresh: asyncio.Task[Identity] | None = None
+        deadline = ident.expires_at - self.token_margin
+        try:
+            while True:
+                waiting = {conn, stop} if refresh is None else {conn, stop, refresh}
+                timeout = None if refresh is not None else max(0.0, deadline - time.time())
+                done, _ = await asyncio.wait(
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stop in done:
+                    return "stopped", None
+                if conn in done:
+                    conn.result()  # raises why the stream ended, if it failed
+                    return "ended", None
+                if refresh is None:  # the deadline: fetch a token while the stream runs
+                    refresh = asyncio.create_task(
+                        asyncio.to_thread(self.auth.current, min_valid=self.token_margin + 60.0)
+                    )
+                    continue
+                if refresh in done:
+                    try:
+                        fresh = refresh.result()
+                    except FirebaseError:
+                        fresh = None
+                    if fresh is not None and fresh.id_token != ident.id_token:
+                        return "swap", fresh
+                    refresh = None  # keep the old stream; try again a bit later
+                    deadline = time.time() + REFRESH_RETRY_SECONDS
+        finally:
+            await _cancel_all(conn, stop, refresh)
+
+    async def _consume(self, token: str) -> None:
+        """Read one stream into the mirror; returns when the server ends it."""
+        stream = open_stream(self._url, {"auth": token}, timeout=self.idle_timeout)
+        synced = False
+        try:
+            async for event, data in stream:
+                if event in ("put", "patch"):
+                    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+                        raise NetworkError(f"the database sent a malformed {event} event")
+                    if synced:
+                        self._apply(event, data["path"], data.get("data"))
+                    else:
+                        self._resync(data["path"], data.get("data"))
+                        synced = True
+                elif event == "cancel":
+                    raise _Cancelled()
+                elif event == "auth_revoked":
+                    raise _Revoked()
+                # keep-alive (and anything unknown) only proves the line is alive
+        finally:
+            await stream.aclose()
+
+    # -- the mirror ----------------------------------------------------------------------
+
+    def _resync(self, path: str, data: Any) -> None:
+        new = set_at(None, split_path(path), normalize(data))
+        self._emit(new, resync=True)
+        self._live_at = time.monotonic()
+        self._report("live")
+
+    def _apply(self, event: str, path: str, data: Any) -> None:
+        base = split_path(path)
+        if event == "put":
+            new = set_at(self._mirror, base, normalize(data))
+        else:
+            new = self._mirror
+            for key, value in (data or {}).items():
+                new = set_at(new, base + split_path(key), normalize(value))
+        self._emit(new, resync=False)
+
+    def _emit(self, new: Any, *, resync: bool) -> None:
+        old, self._mirror = self._mirror, new
+        self.on_update(Update(old, new, resync))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _identity(self, replacing: str | None) -> Identity:
+        if replacing is not None:
+            return await asyncio.to_thread(self.auth.refresh, replacing)
+        return await asyncio.to_thread(self.auth.current)
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self.backoff_max, self.backoff_initial * (2**failures))
+        return delay * random.uniform(0.5, 1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stop_event is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+
+    async def _until_stopped(self, work: Awaitable[T]) -> T | None:
+        """``await work``, or ``None`` if stop is asked first (the work is cancelled)."""
+        assert self._stop_event is not None
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(self._stop_event.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if task.done():
+                return task.result()
+            return None
+        finally:
+            await _cancel_all(task, stop)
+
+    def _report(self, status: str) -> None:
+        if status == self._status:
+            return
+        self._status = status
+        if self.on_status is not None:
+            self.on_status(status)
+
+
+async def _cancel_all(*tasks: asyncio.Future[Any] | None) -> None:
+    """Cancel what is still running and wait for it, so no task outlives the caller."""
+    live = [t for t in tasks if t is not None]
+    for task in live:
+        if not task.done():
+            task.cancel()
+    for task in live:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
