@@ -1,10 +1,18 @@
-"""The ``emdash-fb`` command: the typer app and its sub-command groups."""
+"""The ``emdash-fb`` command: global options, sub-commands, and one-line errors."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from ..firebase.errors import FirebaseError
+from ..runner.agents import AgentError
+from ..session.errors import SessionError
+from . import commands
+from .context import AppContext
 from .emulators import emulators_app
+from .runner_cmd import runner
 
 app = typer.Typer(
     name="emdash-fb",
@@ -13,8 +21,51 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    profile: str = typer.Option(
+        "default", "--profile", "-p", envvar="EMDASH_FB_PROFILE", help="Identity profile to use."
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Session id (default: the profile's current session)."
+    ),
+) -> None:
+    """Share one AI coding-agent conversation live, through Firebase Realtime Database."""
+    ctx.obj = AppContext(profile=profile, session_override=session)
+
+
+for fn in (
+    commands.login,
+    commands.whoami,
+    commands.token,
+    commands.share,
+    commands.join,
+    commands.who,
+    commands.send,
+    commands.history,
+    commands.cancel,
+    commands.leave,
+):
+    app.command(fn.__name__)(fn)
+app.command("runner")(runner)
+app.add_typer(commands.config_app, name="config")
 app.add_typer(emulators_app, name="emulators")
 
 
+def run() -> None:
+    """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
+    try:
+        app()
+    except (SessionError, FirebaseError, AgentError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -1,0 +1,286 @@
+"""Scriptable commands: login, whoami, token, share, join, who, send, history, cancel, leave, config.
+
+Each takes ``--json`` and then prints exactly one JSON document on stdout.
+User mistakes exit non-zero with one line on stderr (see ``main.run_guarded``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+import typer
+
+from ..session.events import Event, MessagePosted, ReplyDelta, TurnEnded, YouWereKicked
+from ..session.records import Message
+from ..session.view import SessionView
+from .context import AppContext
+from .safety import clean
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def ctx_of(ctx: typer.Context) -> AppContext:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, AppContext)
+    return obj
+
+
+def emit(data: Any, as_json: bool, human: str | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    elif human is not None:
+        sys.stdout.write(human + ("" if human.endswith("\n") else "\n"))
+    sys.stdout.flush()
+
+
+def _clock(ms: int) -> str:
+    if not ms:
+        return "--:--"
+    return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M")
+
+
+def render_message(m: Message) -> str:
+    who = "agent" if m.role == "assistant" else clean(m.name)
+    suffix = " (cancelled)" if m.state == "cancelled" else ""
+    return f"[{_clock(m.at)}] {who}: {clean(m.text)}{suffix}"
+
+
+def login(
+    ctx: typer.Context,
+    email: str | None = typer.Option(None, "--email", help="Sign in with email/password."),
+    password: str | None = typer.Option(None, "--password", help="Password (prompted if omitted)."),
+    create: bool = typer.Option(False, "--create", help="Create the email account."),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: your OS user)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Sign in (anonymously unless --email) and save the credentials for this profile."""
+    app = ctx_of(ctx)
+    if email:
+        if password is None:
+            password = typer.prompt("Password", hide_input=True)
+        ident = app.auth.sign_in_email(email, password, create=create, name=name)
+    else:
+        ident = app.auth.sign_in_anonymous(name)
+    emit(
+        {"uid": ident.uid, "name": ident.name, "provider": ident.provider, "profile": app.profile},
+        as_json,
+        f"signed in as {clean(ident.name)} ({ident.provider}, uid {ident.uid}) on profile {app.profile}",
+    )
+
+
+def whoami(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Show who this profile is signed in as (signs in anonymously the first time)."""
+    app = ctx_of(ctx)
+    ident = app.auth.current()
+    session = app.store.get_state("session")
+    emit(
+        {
+            "uid": ident.uid,
+            "name": ident.name,
+            "provider": ident.provider,
+            "email": ident.email,
+            "profile": app.profile,
+            "session": session,
+            "target": app.target.describe(),
+        },
+        as_json,
+        f"{clean(ident.name)} ({ident.provider}) uid {ident.uid}\n"
+        f"profile {app.profile}, session {session or '-'}\n{app.target.describe()}",
+    )
+
+
+def token(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Print a fresh ID token (for poking at the database with curl)."""
+    app = ctx_of(ctx)
+    tok = app.auth.fresh_token()
+    emit({"token": tok}, as_json, tok)
+
+
+def share(
+    ctx: typer.Context,
+    title: str = typer.Option("", "--title", help="A title for the session."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a shared session and print its invite code."""
+    app = ctx_of(ctx)
+    shared = app.sessions.share(title)
+    app.remember_session(shared.session)
+    emit(
+        {"session": shared.session, "invite": shared.invite},
+        as_json,
+        f"shared session {shared.session}\ninvite code: {shared.invite}\n"
+        f"others join with: emdash-fb join {shared.invite}",
+    )
+
+
+def join(
+    ctx: typer.Context,
+    code: str = typer.Argument(..., help="Invite code."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Join a session by invite code (rejoining keeps your role)."""
+    app = ctx_of(ctx)
+    joined = app.sessions.join(code)
+    app.remember_session(joined.session)
+    lines = [f"joined session {joined.session} ({len(joined.members)} members)"]
+    lines += [render_message(m) for m in joined.messages[-20:]]
+    emit(
+        {
+            "session": joined.session,
+            "members": [{"uid": m.uid, "name": m.name, "role": m.role} for m in joined.members],
+            "messages": [m.to_json() for m in joined.messages],
+        },
+        as_json,
+        "\n".join(lines),
+    )
+
+
+def who(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List the members of the current session."""
+    app = ctx_of(ctx)
+    people = app.sessions.who(app.current_session())
+    lines = []
+    for p in people:
+        status = "away" if p.away else ("typing" if p.typing else "here")
+        lines.append(f"{clean(p.member.name)}  {p.member.role}  {status}")
+    emit([p.to_json() for p in people], as_json, "\n".join(lines))
+
+
+def send(
+    ctx: typer.Context,
+    text: str = typer.Argument(..., help="The message."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the agent's reply."),
+    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait with --wait."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Send a message to the agent through the session's queue."""
+    app = ctx_of(ctx)
+    sid = app.current_session()
+    sent = app.sessions.send(sid, text)
+    result: dict[str, Any] = {"message": sent.message, "position": sent.position}
+    if not wait:
+        emit(result, as_json, f"queued as #{sent.position} (message {sent.message})")
+        return
+    if not as_json:
+        sys.stdout.write(f"queued as #{sent.position} (message {sent.message})\n")
+        sys.stdout.flush()
+    reply = asyncio.run(_wait_for_reply(app, sid, sent.message, timeout, stream=not as_json))
+    result["reply"] = reply
+    if as_json:
+        emit(result, True)
+    elif reply["state"] != "done":
+        sys.stdout.write(f"\n[{reply['state']}] {clean(reply.get('error') or '')}\n")
+    if reply["state"] == "timeout":
+        raise typer.Exit(3)
+
+
+async def _wait_for_reply(
+    app: AppContext, sid: str, mid: str, timeout: float, *, stream: bool
+) -> dict[str, Any]:
+    done = asyncio.Event()
+    reply: dict[str, Any] = {"state": "timeout", "text": "", "id": None, "error": None}
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, ReplyDelta) and ev.mid == mid and stream:
+            sys.stdout.write(clean(ev.text))
+            sys.stdout.flush()
+        elif isinstance(ev, TurnEnded) and ev.turn.mid == mid:
+            reply["state"] = ev.turn.state
+            reply["error"] = ev.turn.error or None
+            if ev.turn.state != "done":
+                reply["text"] = reply["text"] or ev.turn.text
+                done.set()
+        elif isinstance(ev, MessagePosted) and ev.message.reply_to == mid:
+            reply["id"] = ev.message.id
+            reply["text"] = ev.message.text
+            if stream:
+                sys.stdout.write("\n")
+            done.set()
+        elif isinstance(ev, YouWereKicked):
+            reply["state"] = "kicked"
+            done.set()
+
+    view = SessionView(app.target, app.auth, app.sessions, sid, on_event)
+    task = asyncio.create_task(view.run())
+    # The reply may have landed before the view started: check the history once it syncs.
+    try:
+        async with asyncio.timeout(timeout):
+            while not done.is_set():
+                existing = (
+                    next((m for m in view.state.messages if m.reply_to == mid), None)
+                    if view.deriver.tree is not None
+                    else None
+                )
+                if existing is not None:
+                    reply.update(id=existing.id, text=existing.text, state="done")
+                    if stream:
+                        sys.stdout.write(clean(existing.text) + "\n")
+                    break
+                try:
+                    await asyncio.wait_for(done.wait(), 0.5)
+                except TimeoutError:
+                    continue
+    except TimeoutError:
+        pass
+    finally:
+        view.stop()
+        await task
+    return reply
+
+
+def history(
+    ctx: typer.Context,
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the last N messages."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print the session's history in server order."""
+    app = ctx_of(ctx)
+    msgs = app.sessions.history(app.current_session(), limit)
+    emit(
+        [m.to_json() for m in msgs],
+        as_json,
+        "\n".join(render_message(m) for m in msgs) or "(no messages yet)",
+    )
+
+
+def cancel(
+    ctx: typer.Context,
+    message: str = typer.Argument(..., help="Message id."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Cancel your queued message (skipped) or running turn (stopped)."""
+    app = ctx_of(ctx)
+    outcome = app.sessions.cancel(app.current_session(), message)
+    emit({"message": message, "outcome": outcome}, as_json, f"{message}: {outcome}")
+
+
+def leave(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Leave the current session."""
+    app = ctx_of(ctx)
+    sid = app.current_session()
+    app.sessions.leave(sid)
+    app.remember_session(None)
+    emit({"session": sid, "left": True}, as_json, f"left session {sid}")
+
+
+config_app = typer.Typer(help="Show configuration.", no_args_is_help=True)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """Show the Firebase target and where this profile's files live."""
+    app = ctx_of(ctx)
+    t = app.target
+    data = {
+        "project_id": t.project_id,
+        "database_url": t.database_url,
+        "database_emulator": t.database_emulator,
+        "auth_emulator": t.auth_emulator,
+        "profile": app.profile,
+        "credentials_file": str(app.store.path),
+    }
+    emit(data, as_json, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))

@@ -1,0 +1,54 @@
+"""Building the per-invocation objects (target, identity, database, sessions) for a profile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ..firebase.client import Rtdb
+from ..firebase.identity import Auth, IdentityStore
+from ..firebase.target import Target, resolve_target
+from ..session.errors import NoSession
+from ..session.ops import SessionClient
+
+SESSION_KEY = "session"
+
+
+@dataclass
+class AppContext:
+    profile: str = "default"
+    session_override: str | None = None
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
+
+    @cached_property
+    def target(self) -> Target:
+        return resolve_target(self.env)
+
+    @cached_property
+    def store(self) -> IdentityStore:
+        return IdentityStore(self.target, self.profile, self.env)
+
+    @cached_property
+    def auth(self) -> Auth:
+        return Auth(self.target, self.store)
+
+    @cached_property
+    def db(self) -> Rtdb:
+        return Rtdb(self.target, self.auth)
+
+    @cached_property
+    def sessions(self) -> SessionClient:
+        return SessionClient(self.db, self.auth)
+
+    def current_session(self) -> str:
+        sid = self.session_override or self.store.get_state(SESSION_KEY)
+        if not sid:
+            raise NoSession(
+                "no current session: run `emdash-fb share` or `emdash-fb join CODE` first"
+            )
+        return str(sid)
+
+    def remember_session(self, sid: str | None) -> None:
+        self.store.set_state(SESSION_KEY, sid)

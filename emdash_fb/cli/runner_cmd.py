@@ -1,0 +1,88 @@
+"""``emdash-fb runner``: the process that answers queued messages with an agent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import typer
+
+from ..firebase.admin import RunnerDatabase
+from ..firebase.target import resolve_target
+from ..runner.agents import load_agent
+from ..runner.service import Runner
+from ..runner.turn import TurnSettings
+
+
+def _options(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--agent-opt {pair!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def runner(
+    agent: str = typer.Option("echo", "--agent", help="echo | command | openai"),
+    agent_opt: list[str] = typer.Option(
+        [], "--agent-opt", help="Agent option KEY=VALUE (repeatable)."
+    ),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=64, help="Sessions answered in parallel."
+    ),
+    lease: float = typer.Option(30.0, "--lease", min=1.0, help="Lease length in seconds."),
+    runner_id: str | None = typer.Option(
+        None, "--id", help="Runner id (default: host-pid-random)."
+    ),
+    flush_ms: int = typer.Option(
+        100, "--flush-ms", min=10, help="Flush reply text at least this often."
+    ),
+    flush_bytes: int = typer.Option(
+        1024, "--flush-bytes", min=16, help="...or when this much is buffered."
+    ),
+    retries: int = typer.Option(
+        1, "--retries", min=0, help="Retries of a turn interrupted mid-reply."
+    ),
+    grace: float = typer.Option(
+        10.0, "--grace", min=0.0, help="Seconds to finish turns on SIGTERM."
+    ),
+    workdir: Path = typer.Option(Path("."), "--workdir", help="Folder the agent's tools may read."),
+) -> None:
+    """Claim queued messages and stream the agent's replies back."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("firebase_admin").setLevel(logging.WARNING)
+    target = resolve_target()
+    rid = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    the_agent = load_agent(agent, _options(agent_opt))
+    db = RunnerDatabase(
+        rid,
+        project_id=target.project_id,
+        database_url=None if target.is_emulator else target.database_url,
+    )
+    settings = TurnSettings(
+        lease_s=lease,
+        flush_interval=flush_ms / 1000,
+        flush_bytes=flush_bytes,
+        max_attempts=retries + 1,
+        workdir=workdir.resolve(),
+    )
+    service = Runner(db, the_agent, concurrency=concurrency, settings=settings, grace_s=grace)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, service.request_stop)
+        await service.run()
+
+    try:
+        asyncio.run(main())
+    finally:
+        db.close()

@@ -1,0 +1,172 @@
+"""The runner's database client: firebase-admin, acting under the rules as a runner.
+
+The runner never uses rule-bypassing admin rights. firebase-admin is given a
+``databaseAuthVariableOverride`` whose token carries ``runner: true``, so every
+read and write is judged by the rules as that runner identity (a runner bug
+cannot rewrite membership). On an emulator firebase-admin sends the emulator's
+owner token plus the override; on a real project it authenticates with the
+service account in ``GOOGLE_APPLICATION_CREDENTIALS`` plus the override.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import firebase_admin
+from firebase_admin import credentials, db, exceptions
+
+from .errors import ConfigError, NetworkError, PermissionDenied, RequestError
+
+RUNNER_CLAIM = "runner"
+
+
+def runner_auth(runner_id: str) -> dict[str, Any]:
+    """The auth object the rules see for a runner."""
+    return {"uid": f"runner:{runner_id}", "token": {RUNNER_CLAIM: True}}
+
+
+def default_database_url(project_id: str) -> str:
+    return f"https://{project_id}-default-rtdb.firebaseio.com"
+
+
+class RunnerDatabase:
+    """Thin, typed wrapper over firebase-admin's ``db`` for one runner identity."""
+
+    def __init__(
+        self,
+        runner_id: str,
+        *,
+        project_id: str,
+        database_url: str | None = None,
+        env: Mapping[str, str] = os.environ,
+        timeout: float = 15.0,
+    ) -> None:
+        self.runner_id = runner_id
+        self.uid = runner_auth(runner_id)["uid"]
+        url = database_url or env.get("EMDASH_FB_DATABASE_URL") or default_database_url(project_id)
+        emulator = env.get("FIREBASE_DATABASE_EMULATOR_HOST")
+        if emulator and url.startswith("http://"):
+            url = default_database_url(project_id)
+        if emulator:
+            os.environ["FIREBASE_DATABASE_EMULATOR_HOST"] = emulator  # firebase-admin reads it here
+            cred: Any = _NoCredential()
+        else:
+            path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
+            if not path:
+                raise ConfigError(
+                    "the runner needs a service account on a real project: "
+                    "set GOOGLE_APPLICATION_CREDENTIALS to its JSON key file"
+                )
+            cred = credentials.Certificate(path)
+        self.app = firebase_admin.initialize_app(
+            cred,
+            {
+                "databaseURL": url,
+                "projectId": project_id,
+                "databaseAuthVariableOverride": runner_auth(runner_id),
+                "httpTimeout": timeout,
+            },
+            name=f"emdash-runner-{runner_id}-{uuid.uuid4().hex[:8]}",
+        )
+
+    def close(self) -> None:
+        firebase_admin.delete_app(self.app)
+
+    def ref(self, path: str) -> db.Reference:
+        return db.reference("/" + path.strip("/"), app=self.app)
+
+    # -- calls (sync; the runner runs them in threads) ---------------------
+
+    def get(self, path: str) -> Any:
+        return _call(lambda: self.ref(path).get())
+
+    def query_first(self, path: str, order_by_child: str, limit: int) -> dict[str, Any]:
+        return (
+            _call(lambda: self.ref(path).order_by_child(order_by_child).limit_to_first(limit).get())
+            or {}
+        )
+
+    def update(self, path: str, values: dict[str, Any]) -> None:
+        _call(lambda: self.ref(path).update(values))
+
+    def set(self, path: str, value: Any) -> None:
+        _call(lambda: self.ref(path).set(value))
+
+    def delete(self, path: str) -> None:
+        _call(lambda: self.ref(path).delete())
+
+    def get_with_etag(self, path: str) -> tuple[Any, str]:
+        value, etag = _call(lambda: self.ref(path).get(etag=True))
+        return value, etag
+
+    def set_if_match(self, path: str, value: Any, etag: str) -> tuple[bool, Any, str]:
+        """Conditional PUT (``if-match``): (ok, current value, current etag)."""
+        return _call(lambda: self.ref(path).set_if_unchanged(etag, value))
+
+    def listen(self, path: str, callback: Callable[[str, str, Any], None]) -> Listening:
+        """firebase-admin's listener thread; ``callback(event_type, path, data)``."""
+        reg = _call(lambda: self.ref(path).listen(lambda e: callback(e.event_type, e.path, e.data)))
+        return Listening(reg)
+
+
+class Listening:
+    def __init__(self, registration: Any) -> None:
+        self._reg = registration
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._reg is not None:
+                thread = getattr(self._reg, "_thread", None)
+                if thread is not None:
+                    _closed_listener_threads.add(thread)
+                with contextlib.suppress(Exception):
+                    self._reg.close()
+                self._reg = None
+
+
+# firebase-admin's ListenerRegistration.close() pulls the response out from
+# under its reader thread, which then dies with an AttributeError traceback on
+# stderr. That death is expected once we closed it; keep it out of the log.
+_closed_listener_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+_previous_excepthook = threading.excepthook
+
+
+def _quiet_closed_listeners(args: threading.ExceptHookArgs) -> None:
+    if args.thread is not None and args.thread in _closed_listener_threads:
+        return
+    _previous_excepthook(args)
+
+
+threading.excepthook = _quiet_closed_listeners
+
+
+class _NoCredential(credentials.Base):
+    """Emulator mode: firebase-admin sends the owner token itself; no Google credential."""
+
+    def get_credential(self) -> Any:
+        from google.auth.credentials import AnonymousCredentials
+
+        return AnonymousCredentials()
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except exceptions.UnauthenticatedError as exc:
+        raise PermissionDenied(str(exc) or "Permission denied") from None
+    except exceptions.PermissionDeniedError as exc:
+        raise PermissionDenied(str(exc) or "Permission denied") from None
+    except (exceptions.UnavailableError, exceptions.DeadlineExceededError) as exc:
+        raise NetworkError(f"can't reach the database: {exc}") from None
+    except exceptions.FirebaseError as exc:
+        if exc.code in ("UNKNOWN",) and exc.http_response is None:
+            raise NetworkError(f"can't reach the database: {exc}") from None
+        status = exc.http_response.status_code if exc.http_response is not None else 0
+        raise RequestError(status, str(exc)) from None

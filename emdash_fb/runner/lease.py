@@ -1,0 +1,81 @@
+"""Claims and leases: one turn at a time per session, decided by ETag transactions.
+
+A session's ``lock`` names the message being answered, the runner answering
+it, a fencing counter and a lease expiry. Taking the lock is a conditional
+PUT on the ETag just read, so of two runners only one wins. The holder renews
+the lease while it works; the rules accept a runner's turn writes only while
+the lock names it, so a runner that lost its lease is stopped by the database
+itself at its next write. Functions here are synchronous (run in threads).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..firebase.admin import RunnerDatabase
+from ..session import paths
+from ..session.records import QueueItem, queue_order
+
+
+@dataclass(frozen=True)
+class Claim:
+    sid: str
+    mid: str
+    fence: int
+    lease_until: int
+    item: QueueItem
+    taken_over: bool  # the lock was held by a runner whose lease ran out, on this message
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def lock_is_live(lock: Any, now_ms: int) -> bool:
+    return (
+        isinstance(lock, dict)
+        and isinstance(lock.get("leaseUntil"), int | float)
+        and lock["leaseUntil"] > now_ms
+    )
+
+
+def next_item(db: RunnerDatabase, sid: str) -> QueueItem | None:
+    raw = db.get(paths.queue(sid)) or {}
+    items = {k: QueueItem.parse(k, v) for k, v in raw.items() if isinstance(v, dict)}
+    ordered = queue_order(items)
+    return ordered[0] if ordered else None
+
+
+def try_claim(db: RunnerDatabase, sid: str, lease_s: float) -> Claim | None:
+    """Claim the session's next message, or ``None`` if it's busy, empty, or we lost the race."""
+    lock, etag = db.get_with_etag(paths.lock(sid))
+    now = _now_ms()
+    if lock_is_live(lock, now) and lock.get("runner") != db.uid:
+        return None
+    item = next_item(db, sid)
+    if item is None:
+        return None
+    fence = int(lock.get("fence", 0)) + 1 if isinstance(lock, dict) else 1
+    lease_until = now + int(lease_s * 1000)
+    new = {"mid": item.mid, "runner": db.uid, "fence": fence, "leaseUntil": lease_until}
+    ok, _current, _tag = db.set_if_match(paths.lock(sid), new, etag)
+    if not ok:
+        return None
+    taken_over = isinstance(lock, dict) and lock.get("mid") == item.mid
+    return Claim(sid, item.mid, fence, lease_until, item, taken_over)
+
+
+def renew(db: RunnerDatabase, claim: Claim, lease_s: float) -> int | None:
+    """Extend the lease; the new expiry, or ``None`` if the lock is no longer ours."""
+    lock, etag = db.get_with_etag(paths.lock(claim.sid))
+    if (
+        not isinstance(lock, dict)
+        or lock.get("runner") != db.uid
+        or lock.get("fence") != claim.fence
+    ):
+        return None
+    until = _now_ms() + int(lease_s * 1000)
+    ok, _cur, _tag = db.set_if_match(paths.lock(claim.sid), {**lock, "leaseUntil": until}, etag)
+    return until if ok else None

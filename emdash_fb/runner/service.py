@@ -1,0 +1,185 @@
+"""The runner process: watch the work index, claim per session, run turns, heartbeat.
+
+One turn at a time per session (the session lock), different sessions in
+parallel up to ``concurrency``. The work index only says *which sessions*
+have work; the queue itself decides the order. Expired leases are noticed by
+a periodic sweep, so a message whose runner died is picked up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ..firebase.admin import RunnerDatabase
+from ..firebase.client import SERVER_TIMESTAMP
+from ..firebase.errors import FirebaseError
+from ..session import paths
+from .agents import Agent
+from .lease import try_claim
+from .turn import Outcome, TurnRunner, TurnSettings
+
+T = TypeVar("T")
+log = logging.getLogger("emdash_fb.runner")
+HEARTBEAT_SECONDS = 10.0
+
+
+@dataclass
+class RunnerStats:
+    turns: dict[str, int] = field(default_factory=dict)
+    outcomes: list[tuple[str, str, Outcome]] = field(default_factory=list)
+
+
+class Runner:
+    def __init__(
+        self,
+        db: RunnerDatabase,
+        agent: Agent,
+        *,
+        concurrency: int = 4,
+        settings: TurnSettings | None = None,
+        grace_s: float = 10.0,
+        poll_s: float | None = None,
+    ) -> None:
+        self.db = db
+        self.agent = agent
+        self.concurrency = concurrency
+        self.settings = settings or TurnSettings()
+        self.grace_s = grace_s
+        self.poll_s = poll_s if poll_s is not None else max(0.5, self.settings.lease_s / 2)
+        self.executor = ThreadPoolExecutor(
+            max_workers=concurrency * 3 + 4, thread_name_prefix="runner-io"
+        )
+        self.active: dict[str, tuple[TurnRunner, asyncio.Task[Outcome]]] = {}
+        self.stats = RunnerStats()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def request_stop(self) -> None:
+        """SIGTERM: stop claiming; finish or hand back current turns within the grace period."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        watch = await self.call(self.db.listen, "work", self._on_work_event)
+        log.info(
+            "runner %s ready (agent %s, concurrency %d)",
+            self.db.uid,
+            self.agent.name,
+            self.concurrency,
+        )
+        try:
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                self._wake.clear()
+                if self._stopping.is_set():
+                    break
+                try:
+                    await self._claim_available()
+                except FirebaseError as exc:
+                    log.warning("claiming failed: %s (will retry)", exc)
+        finally:
+            watch.close()
+            await self._drain()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(FirebaseError):
+                await self.call(self.db.delete, paths.runner(self._rid))
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def _rid(self) -> str:
+        return self.db.uid
+
+    def _on_work_event(self, _event: str, _path: str, _data: Any) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def _claim_available(self) -> None:
+        work = await self.call(self.db.get, "work") or {}
+        by_session: dict[str, float] = {}
+        for entry in work.values():
+            if isinstance(entry, dict) and isinstance(entry.get("sid"), str):
+                sid = entry["sid"]
+                at = entry.get("at", 0)
+                by_session[sid] = min(
+                    by_session.get(sid, float("inf")), at if isinstance(at, int | float) else 0
+                )
+        for sid in sorted(by_session, key=by_session.__getitem__):
+            if len(self.active) >= self.concurrency or self._stopping.is_set():
+                return
+            if sid in self.active:
+                continue
+            claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
+            if claim is None:
+                continue
+            turn = TurnRunner(self.db, self.agent, claim, self.settings, self.executor)
+            task = asyncio.create_task(self._run_turn(turn))
+            self.active[sid] = (turn, task)
+
+    async def _run_turn(self, turn: TurnRunner) -> Outcome:
+        started = time.monotonic()
+        try:
+            outcome = await turn.run()
+        except FirebaseError as exc:
+            outcome = Outcome("lost", error=str(exc))
+        except Exception as exc:  # never let one turn take the runner down
+            log.exception("turn %s/%s crashed", turn.sid, turn.mid)
+            outcome = Outcome("lost", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self.active.pop(turn.sid, None)
+            self._wake.set()  # the session may have more queued
+        self.stats.turns[outcome.state] = self.stats.turns.get(outcome.state, 0) + 1
+        self.stats.outcomes.append((turn.sid, turn.mid, outcome))
+        log.info(
+            "turn %s/%s by %s: %s in %.1fs, %d chars, %d chunks, attempt %d%s",
+            turn.sid,
+            turn.mid,
+            turn.claim.item.name or "?",
+            outcome.state,
+            time.monotonic() - started,
+            outcome.chars,
+            outcome.chunks,
+            outcome.attempt,
+            f" ({outcome.error})" if outcome.error else "",
+        )
+        return outcome
+
+    async def _drain(self) -> None:
+        if not self.active:
+            return
+        tasks = [task for _turn, task in self.active.values()]
+        _done, pending = await asyncio.wait(tasks, timeout=self.grace_s)
+        if pending:
+            for turn, _task in list(self.active.values()):
+                turn.stop()
+            await asyncio.wait(pending, timeout=5)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            with contextlib.suppress(FirebaseError):
+                await self.call(
+                    self.db.set,
+                    paths.runner(self._rid),
+                    {
+                        "heartbeat": SERVER_TIMESTAMP,
+                        "agent": self.agent.name,
+                        "capacity": self.concurrency,
+                        "active": len(self.active),
+                    },
+                )
+            await asyncio.sleep(HEARTBEAT_SECONDS)

@@ -1,0 +1,354 @@
+"""One turn: from a claimed message to a finished reply in the history.
+
+queued -> running -> done | failed | cancelled (or interrupted, when the
+runner must let go). Text streams through a ``ChunkWriter``; tool events are
+written as they happen; the final text is written once, to
+``messages/<mid>~a``, in the same atomic write that ends the turn, deletes
+the queue item and work entry and releases the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..firebase.admin import RunnerDatabase
+from ..firebase.client import SERVER_TIMESTAMP
+from ..firebase.errors import FirebaseError
+from ..session import paths
+from ..session.records import Message, history_order
+from .agents import Agent, AgentError, ChatMessage, TextDelta, ToolResult, ToolStart, TurnInput
+from .chunks import ChunkWriter
+from .lease import Claim, renew
+
+T = TypeVar("T")
+MAX_TOOL_OUTPUT = 2000
+MAX_HISTORY = 200
+CANCEL_POLL_SECONDS = 0.4
+
+
+@dataclass
+class TurnSettings:
+    lease_s: float = 30.0
+    flush_interval: float = 0.1
+    flush_bytes: int = 1024
+    max_attempts: int = 2  # the first try plus one retry after an interruption
+    workdir: Path = Path(".")
+
+
+@dataclass
+class Outcome:
+    state: str  # done | failed | cancelled | interrupted | skipped | lost
+    chars: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    attempt: int = 1
+
+
+class LeaseLost(Exception):
+    pass
+
+
+class TurnRunner:
+    """Runs one claimed turn; ``stop()`` asks it to let go (shutdown)."""
+
+    def __init__(
+        self,
+        db: RunnerDatabase,
+        agent: Agent,
+        claim: Claim,
+        settings: TurnSettings,
+        executor: Executor,
+    ) -> None:
+        self.db = db
+        self.agent = agent
+        self.claim = claim
+        self.settings = settings
+        self.executor = executor
+        self.sid, self.mid = claim.sid, claim.mid
+        self._cancel_requested = asyncio.Event()
+        self._release = asyncio.Event()
+        self._lost = asyncio.Event()
+        self.attempt = 1
+        self._started = False
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def stop(self) -> None:
+        """Shutdown: stop the agent and hand the message back to the queue."""
+        self._release.set()
+
+    # -- the turn ------------------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        started = time.monotonic()
+        turn_path = paths.turn(self.sid, self.mid)
+        previous = await self.call(self.db.get, turn_path)
+        self._started = isinstance(previous, dict)
+        if isinstance(previous, dict):
+            self.attempt = int(previous.get("attempt", 1)) + (
+                1 if previous.get("state") in ("running", "interrupted") else 0
+            )
+        if self.attempt > self.settings.max_attempts:
+            return await self._finish(
+                "failed",
+                "",
+                f"the runner stopped mid-reply {self.attempt - 1} times; not retrying",
+                started,
+            )
+        if isinstance(previous, dict) and previous.get("state") == "running":
+            # A dead runner's turn: mark it visibly before retrying.
+            await self.call(
+                self.db.update,
+                turn_path,
+                {
+                    "state": "interrupted",
+                    "error": "the runner stopped mid-reply; retrying",
+                    "endedAt": SERVER_TIMESTAMP,
+                },
+            )
+        session = await self.call(self.db.get, paths.session(self.sid))
+        if not isinstance(session, dict):
+            return Outcome("lost", error="session deleted")
+        if self.claim.item.uid not in (session.get("members") or {}):
+            return await self._finish(
+                "failed", "", "the author is no longer a member of this session", started
+            )
+        turn_input = self._turn_input(session)
+        await self.call(
+            self.db.update,
+            paths.session(self.sid),
+            {
+                f"queue/{self.mid}/state": "running",
+                f"turns/{self.mid}": {
+                    "state": "running",
+                    "runner": self.db.uid,
+                    "fence": self.claim.fence,
+                    "startedAt": SERVER_TIMESTAMP,
+                    "attempt": self.attempt,
+                },
+            },
+        )
+        self._started = True
+        writer = ChunkWriter(
+            self._write_chunks,
+            flush_interval=self.settings.flush_interval,
+            flush_bytes=self.settings.flush_bytes,
+        )
+        writer.start()
+        watch = asyncio.create_task(self._watch_cancel())
+        renewer = asyncio.create_task(self._renew_lease())
+        agent_task = asyncio.create_task(self._drive_agent(turn_input, writer))
+        waiters = {
+            agent_task,
+            asyncio.create_task(self._cancel_requested.wait()),
+            asyncio.create_task(self._release.wait()),
+            asyncio.create_task(self._lost.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            renewer.cancel()
+            for t in waiters:
+                if t is not agent_task:
+                    t.cancel()
+        error = ""
+        if agent_task.done():
+            exc = agent_task.exception()
+            state = "done" if exc is None else "failed"
+            if isinstance(exc, AgentError):
+                error = exc.summary
+            elif isinstance(exc, FirebaseError):
+                state, error = "lost", str(exc)
+            elif exc is not None:
+                error = f"agent error: {type(exc).__name__}: {exc}"
+        else:
+            agent_task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(agent_task, 1.0)
+            if self._lost.is_set():
+                state = "lost"
+            elif self._cancel_requested.is_set():
+                state = "cancelled"
+            else:
+                state = "interrupted"
+        try:
+            await writer.close()
+        except FirebaseError:
+            state = "lost"
+        if writer.error is not None:
+            state = "lost"
+        if state == "lost":
+            return Outcome(
+                "lost",
+                len(writer.text),
+                writer.writes,
+                time.monotonic() - started,
+                error,
+                self.attempt,
+            )
+        if state == "interrupted":
+            await self._hand_back()
+            return Outcome(
+                "interrupted",
+                len(writer.text),
+                writer.writes,
+                time.monotonic() - started,
+                "",
+                self.attempt,
+            )
+        outcome = await self._finish(state, writer.text, error, started)
+        outcome.chunks = writer.writes
+        return outcome
+
+    def _turn_input(self, session: dict[str, Any]) -> TurnInput:
+        raw = session.get("messages") or {}
+        msgs = history_order(
+            {k: Message.parse(k, v) for k, v in raw.items() if isinstance(v, dict)}
+        )
+        current = next((m for m in msgs if m.id == self.mid), None)
+        history = []
+        for m in msgs:
+            if m.id == self.mid or (
+                current is not None and (m.at, m.id) > (current.at, current.id)
+            ):
+                continue
+            if m.state == "cancelled" or m.role not in ("user", "assistant"):
+                continue
+            history.append(ChatMessage(m.role, m.name if m.role == "user" else "agent", m.text))
+        item = self.claim.item
+        meta = session.get("meta") or {}
+        return TurnInput(
+            session=self.sid,
+            message_id=self.mid,
+            history=tuple(history[-MAX_HISTORY:]),
+            message=ChatMessage("user", item.name, item.text),
+            mode=str(meta.get("mode", "code")),
+            workdir=self.settings.workdir,
+        )
+
+    async def _drive_agent(self, turn_input: TurnInput, writer: ChunkWriter) -> None:
+        # aclosing: on cancellation the agent's cleanup (killing a subprocess)
+        # runs before this task ends, not later in a separate task.
+        async with contextlib.aclosing(self.agent.run(turn_input)) as events:
+            async for ev in events:
+                await self._handle(ev, writer)
+
+    async def _handle(self, ev: object, writer: ChunkWriter) -> None:
+        if writer.error is not None:
+            raise writer.error
+        if isinstance(ev, TextDelta):
+            writer.add(ev.text)
+        elif isinstance(ev, ToolStart):
+            await writer.flush()
+            await self.call(
+                self.db.update,
+                f"{paths.turn(self.sid, self.mid)}/tools",
+                {
+                    ev.id: {
+                        "name": ev.name[:100],
+                        "input": ev.input[:500],
+                        "state": "running",
+                        "at": SERVER_TIMESTAMP,
+                    }
+                },
+            )
+        elif isinstance(ev, ToolResult):
+            await writer.flush()
+            base = f"{paths.turn(self.sid, self.mid)}/tools/{ev.id}"
+            await self.call(
+                self.db.update,
+                base,
+                {"state": "done" if ev.ok else "error", "output": ev.output[:MAX_TOOL_OUTPUT]},
+            )
+
+    async def _write_chunks(self, chunks: dict[str, str]) -> None:
+        await self.call(self.db.update, f"{paths.turn(self.sid, self.mid)}/chunks", chunks)
+
+    async def _watch_cancel(self) -> None:
+        # A small poll (a few bytes per read) rather than a listener thread per
+        # turn: cancellation must land within a second, and this stays bounded.
+        path = f"{paths.turn(self.sid, self.mid)}/cancelRequested"
+        while True:
+            await asyncio.sleep(CANCEL_POLL_SECONDS)
+            try:
+                if await self.call(self.db.get, path) is not None:
+                    self._cancel_requested.set()
+                    return
+            except FirebaseError:
+                continue
+
+    async def _renew_lease(self) -> None:
+        interval = max(0.2, self.settings.lease_s / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                until = await self.call(renew, self.db, self.claim, self.settings.lease_s)
+            except FirebaseError:
+                continue  # transient: the lease still has time; try again
+            if until is None:
+                self._lost.set()
+                return
+
+    async def _finish(self, state: str, text: str, error: str, started: float) -> Outcome:
+        body = (
+            text
+            if state == "done"
+            else (text + (f"\n\n[{state}: {error}]" if error else f"\n\n[{state}]")).strip()
+        )
+        base = paths.session(self.sid)
+        updates: dict[str, Any] = {
+            f"{base}/turns/{self.mid}/state": state,
+            f"{base}/turns/{self.mid}/endedAt": SERVER_TIMESTAMP,
+            f"{base}/turns/{self.mid}/chunks": None,
+            f"{base}/messages/{paths.reply_key(self.mid)}": {
+                "role": "assistant",
+                "uid": self.db.uid,
+                "name": self.agent.name,
+                "text": body or "(no reply)",
+                "at": SERVER_TIMESTAMP,
+                "replyTo": self.mid,
+                **({"state": state} if state != "done" else {}),
+            },
+            f"{base}/queue/{self.mid}": None,
+            f"{base}/lock": None,
+            f"{base}/meta/lastActivity": SERVER_TIMESTAMP,
+            paths.work(self.mid): None,
+        }
+        if error:
+            updates[f"{base}/turns/{self.mid}/error"] = error[:2000]
+        if not self._started:
+            # Ended before it began (e.g. the author left): the turn record is new.
+            updates.update(
+                {
+                    f"{base}/turns/{self.mid}/runner": self.db.uid,
+                    f"{base}/turns/{self.mid}/fence": self.claim.fence,
+                    f"{base}/turns/{self.mid}/startedAt": SERVER_TIMESTAMP,
+                    f"{base}/turns/{self.mid}/attempt": self.attempt,
+                }
+            )
+        await self.call(self.db.update, "", updates)
+        return Outcome(state, len(text), 0, time.monotonic() - started, error, self.attempt)
+
+    async def _hand_back(self) -> None:
+        """Shutdown mid-turn: mark it interrupted and put the message back in line."""
+        await self.call(
+            self.db.update,
+            paths.session(self.sid),
+            {
+                f"turns/{self.mid}/state": "interrupted",
+                f"turns/{self.mid}/error": "the runner shut down mid-reply; it will be retried",
+                f"turns/{self.mid}/endedAt": SERVER_TIMESTAMP,
+                f"queue/{self.mid}/state": "queued",
+                "lock": None,
+            },
+        )

@@ -1,0 +1,318 @@
+"""Typed session events, derived from changes of the session tree.
+
+Events are never sent on a bus: ``EventDeriver`` compares the tree it saw
+last with the new one (the listener's mirror, copied on write, so unchanged
+subtrees are the *same* objects and are skipped by identity) and says what
+happened. A re-sync after a reconnect goes through the same diff, so nothing
+is shown twice and nothing is missed. Time-based states (away, typing) are
+re-evaluated on ``tick``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .records import (
+    Member,
+    Message,
+    Meta,
+    Presence,
+    QueueItem,
+    SessionState,
+    Tool,
+    Turn,
+    queue_order,
+    queue_positions,
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of everything a live view reports."""
+
+
+@dataclass(frozen=True)
+class Synced(Event):
+    """The first full picture of the session (render recent history from it)."""
+
+    state: SessionState
+
+
+@dataclass(frozen=True)
+class MemberJoined(Event):
+    member: Member
+
+
+@dataclass(frozen=True)
+class MemberLeft(Event):
+    member: Member
+    kicked: bool = False
+
+
+@dataclass(frozen=True)
+class MemberAway(Event):
+    member: Member
+
+
+@dataclass(frozen=True)
+class MemberBack(Event):
+    member: Member
+
+
+@dataclass(frozen=True)
+class RoleChanged(Event):
+    member: Member
+
+
+@dataclass(frozen=True)
+class Typing(Event):
+    member: Member
+    typing: bool
+
+
+@dataclass(frozen=True)
+class MessagePosted(Event):
+    """A user message, or the agent's final reply (``message.role == "assistant"``)."""
+
+    message: Message
+
+
+@dataclass(frozen=True)
+class MessageCancelled(Event):
+    message: Message
+
+
+@dataclass(frozen=True)
+class QueueChanged(Event):
+    """The waiting line, in order, with 1-based positions."""
+
+    items: tuple[tuple[QueueItem, int], ...]
+
+
+@dataclass(frozen=True)
+class TurnStarted(Event):
+    turn: Turn
+    asked_by: str
+
+
+@dataclass(frozen=True)
+class ReplyDelta(Event):
+    mid: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolStarted(Event):
+    mid: str
+    tool: Tool
+
+
+@dataclass(frozen=True)
+class ToolFinished(Event):
+    mid: str
+    tool: Tool
+
+
+@dataclass(frozen=True)
+class TurnEnded(Event):
+    """``turn.state`` is done, failed or cancelled; ``turn.error`` says why it failed."""
+
+    turn: Turn
+
+
+@dataclass(frozen=True)
+class MetaChanged(Event):
+    """Mode, invite or title changed."""
+
+    meta: Meta
+
+
+@dataclass(frozen=True)
+class SessionClosedEvent(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class YouWereKicked(Event):
+    pass
+
+
+@dataclass(frozen=True)
+class ConnectionChanged(Event):
+    """``status`` is connecting, live, reconnecting, cancelled or stopped."""
+
+    status: str
+
+
+def _d(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """(added, removed, changed) keys; unchanged subtrees are skipped by identity."""
+    if old is new:
+        return [], [], []
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    changed = [k for k, v in new.items() if k in old and old[k] is not v and old[k] != v]
+    return added, removed, changed
+
+
+class EventDeriver:
+    """Remembers what was shown and turns each new tree into events."""
+
+    def __init__(self, sid: str, me: str) -> None:
+        self.sid = sid
+        self.me = me
+        self.tree: dict[str, Any] | None = None
+        self._away: set[str] = set()
+        self._typing: set[str] = set()
+        self._members: dict[str, Member] = {}
+        self._closed = False
+        self._streamed: dict[str, str] = {}  # reply text shown so far, per running turn
+
+    def update(self, tree: Any, now_ms: int) -> list[Event]:
+        new = _d(tree)
+        old = self.tree
+        self.tree = new
+        if old is None:
+            state = SessionState.parse(self.sid, new)
+            self._members = dict(state.members)
+            self._away = {
+                u for u, p in state.presence.items() if p.is_away(now_ms) and u in self._members
+            }
+            self._typing = {
+                u for u, p in state.presence.items() if p.is_typing(now_ms) and u != self.me
+            }
+            self._closed = not state.meta.is_open(now_ms) if state.exists else False
+            return [Synced(state)]
+        events: list[Event] = []
+        self._members_events(_d(old.get("members")), _d(new.get("members")), new, events)
+        self._message_events(_d(old.get("messages")), _d(new.get("messages")), events)
+        self._turn_events(_d(old.get("turns")), _d(new.get("turns")), new, events)
+        self._queue_events(_d(old.get("queue")), _d(new.get("queue")), events)
+        self._meta_events(old.get("meta"), new.get("meta"), now_ms, events)
+        events += self.tick(now_ms)
+        return events
+
+    def tick(self, now_ms: int) -> list[Event]:
+        """Time-based changes: away/back and typing that ran out."""
+        if self.tree is None:
+            return []
+        events: list[Event] = []
+        presence = _d(self.tree.get("presence"))
+        for uid, member in self._members.items():
+            p = Presence.parse(presence.get(uid))
+            away = p.is_away(now_ms)
+            if away and uid not in self._away:
+                self._away.add(uid)
+                events.append(MemberAway(member))
+            elif not away and uid in self._away:
+                self._away.discard(uid)
+                events.append(MemberBack(member))
+            typing = p.is_typing(now_ms) and uid != self.me
+            if typing and uid not in self._typing:
+                self._typing.add(uid)
+                events.append(Typing(member, True))
+            elif not typing and uid in self._typing:
+                self._typing.discard(uid)
+                events.append(Typing(member, False))
+        meta = Meta.parse(self.tree.get("meta"))
+        if meta.owner and not self._closed and not meta.is_open(now_ms):
+            self._closed = True
+            events.append(SessionClosedEvent())
+        return events
+
+    # -- sections ---------------------------------------------------------------
+
+    def _members_events(
+        self, old: dict[str, Any], new: dict[str, Any], tree: dict[str, Any], out: list[Event]
+    ) -> None:
+        added, removed, changed = _changed(old, new)
+        kicked = _d(tree.get("kicked"))
+        for uid in added:
+            m = Member.parse(uid, new[uid])
+            self._members[uid] = m
+            out.append(MemberJoined(m))
+        for uid in removed:
+            m = self._members.pop(uid, None) or Member.parse(uid, old[uid])
+            self._away.discard(uid)
+            self._typing.discard(uid)
+            out.append(MemberLeft(m, kicked=uid in kicked))
+        for uid in changed:
+            m = Member.parse(uid, new[uid])
+            before = self._members.get(uid)
+            self._members[uid] = m
+            if before is None or before.role != m.role:
+                out.append(RoleChanged(m))
+
+    def _message_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
+        added, _removed, changed = _changed(old, new)
+        posted = sorted((Message.parse(k, new[k]) for k in added), key=lambda m: (m.at, m.id))
+        for m in posted:
+            shown = self._streamed.pop(m.reply_to, None) if m.reply_to else None
+            if shown is not None and not m.state and m.text.startswith(shown) and m.text != shown:
+                # The turn ended while we were disconnected: its last chunks are
+                # gone, so finish the stream from the final text.
+                out.append(ReplyDelta(m.reply_to or "", m.text[len(shown) :]))
+            out.append(MessagePosted(m))
+        for k in changed:
+            m = Message.parse(k, new[k])
+            if m.state == "cancelled" and Message.parse(k, old[k]).state != "cancelled":
+                out.append(MessageCancelled(m))
+
+    def _turn_events(
+        self, old: dict[str, Any], new: dict[str, Any], tree: dict[str, Any], out: list[Event]
+    ) -> None:
+        added, _removed, changed = _changed(old, new)
+        messages = _d(tree.get("messages"))
+        for mid in added + changed:
+            before = Turn.parse(mid, old[mid]) if mid in old else None
+            after = Turn.parse(mid, new[mid])
+            if before is None or (before.finished and not after.finished):
+                asked = Message.parse(mid, messages.get(mid)).name
+                out.append(TurnStarted(after, asked))
+                before = None
+            old_chunks = before.chunks if before is not None else {}
+            fresh = [k for k in sorted(after.chunks) if k not in old_chunks]
+            if before is None:
+                self._streamed[mid] = ""
+            if fresh:
+                text = "".join(after.chunks[k] for k in fresh)
+                self._streamed[mid] = self._streamed.get(mid, "") + text
+                out.append(ReplyDelta(mid, text))
+            old_tools = before.tools if before is not None else {}
+            for tid in sorted(after.tools, key=lambda t: (after.tools[t].at, t)):
+                tool = after.tools[tid]
+                prev = old_tools.get(tid)
+                if prev is None:
+                    out.append(ToolStarted(mid, tool))
+                if tool.state != "running" and (prev is None or prev.state == "running"):
+                    out.append(ToolFinished(mid, tool))
+            if after.finished and (before is None or not before.finished):
+                out.append(TurnEnded(after))
+
+    def _queue_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
+        if old is new or old == new:
+            return
+        items = {k: QueueItem.parse(k, v) for k, v in new.items() if isinstance(v, dict)}
+        ordered = queue_order(items)
+        pos = queue_positions(ordered)
+        out.append(QueueChanged(tuple((q, pos[q.mid]) for q in ordered)))
+
+    def _meta_events(self, old: Any, new: Any, now_ms: int, out: list[Event]) -> None:
+        if old is new or old == new:
+            return
+        before, after = Meta.parse(old), Meta.parse(new)
+        if not after.owner:
+            if not self._closed:
+                self._closed = True
+                out.append(SessionClosedEvent())
+            return
+        if (before.mode, before.invite_code, before.title) != (
+            after.mode,
+            after.invite_code,
+            after.title,
+        ):
+            out.append(MetaChanged(after))

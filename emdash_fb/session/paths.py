@@ -1,0 +1,70 @@
+"""Where things live in the database (see docs/DATA-MODEL.md)."""
+
+from __future__ import annotations
+
+REPLY_SUFFIX = "~a"
+
+
+def invite(code: str) -> str:
+    return f"invites/{code}"
+
+
+def session(sid: str) -> str:
+    return f"sessions/{sid}"
+
+
+def meta(sid: str) -> str:
+    return f"sessions/{sid}/meta"
+
+
+def member(sid: str, uid: str) -> str:
+    return f"sessions/{sid}/members/{uid}"
+
+
+def members(sid: str) -> str:
+    return f"sessions/{sid}/members"
+
+
+def kicked(sid: str, uid: str) -> str:
+    return f"sessions/{sid}/kicked/{uid}"
+
+
+def presence(sid: str, uid: str) -> str:
+    return f"sessions/{sid}/presence/{uid}"
+
+
+def queue(sid: str) -> str:
+    return f"sessions/{sid}/queue"
+
+
+def queue_item(sid: str, mid: str) -> str:
+    return f"sessions/{sid}/queue/{mid}"
+
+
+def messages(sid: str) -> str:
+    return f"sessions/{sid}/messages"
+
+
+def message(sid: str, mid: str) -> str:
+    return f"sessions/{sid}/messages/{mid}"
+
+
+def reply_key(mid: str) -> str:
+    """The key of the assistant's reply to ``mid``: sorts right after it."""
+    return mid + REPLY_SUFFIX
+
+
+def turn(sid: str, mid: str) -> str:
+    return f"sessions/{sid}/turns/{mid}"
+
+
+def lock(sid: str) -> str:
+    return f"sessions/{sid}/lock"
+
+
+def work(mid: str) -> str:
+    return f"work/{mid}"
+
+
+def runner(rid: str) -> str:
+    return f"runners/{rid}"

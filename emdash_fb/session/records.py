@@ -1,0 +1,272 @@
+"""Typed records read from the session tree, and its server-side orderings.
+
+Parsing is defensive: anything malformed reads as a default rather than
+raising, because the tree holds other people's data (the rules validate
+writes, but a consumer must never crash on one odd record).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("owner", "editor", "viewer")
+AWAY_AFTER_MS = 45_000
+
+
+def _str(v: Any, default: str = "") -> str:
+    return v if isinstance(v, str) else default
+
+
+def _int(v: Any, default: int = 0) -> int:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+@dataclass(frozen=True)
+class Meta:
+    owner: str = ""
+    title: str = ""
+    invite_code: str | None = None
+    invite_expires_at: int = 0
+    created_at: int = 0
+    status: str = "open"
+    mode: str = "code"
+    max_members: int = 10
+    member_count: int = 0
+    last_activity: int = 0
+    idle_timeout_ms: int = 0
+
+    @classmethod
+    def parse(cls, raw: Any) -> Meta:
+        d = _dict(raw)
+        code = d.get("inviteCode")
+        return cls(
+            owner=_str(d.get("owner")),
+            title=_str(d.get("title")),
+            invite_code=code if isinstance(code, str) else None,
+            invite_expires_at=_int(d.get("inviteExpiresAt")),
+            created_at=_int(d.get("createdAt")),
+            status=_str(d.get("status"), "open"),
+            mode=_str(d.get("mode"), "code"),
+            max_members=_int(d.get("maxMembers"), 10),
+            member_count=_int(d.get("memberCount")),
+            last_activity=_int(d.get("lastActivity")),
+            idle_timeout_ms=_int(d.get("idleTimeoutMs")),
+        )
+
+    def is_open(self, now_ms: int) -> bool:
+        if self.status != "open":
+            return False
+        return not self.idle_timeout_ms or self.last_activity + self.idle_timeout_ms > now_ms
+
+
+@dataclass(frozen=True)
+class Member:
+    uid: str
+    name: str
+    role: str
+    joined_at: int
+
+    @classmethod
+    def parse(cls, uid: str, raw: Any) -> Member:
+        d = _dict(raw)
+        role = _str(d.get("role"), "viewer")
+        return cls(
+            uid,
+            _str(d.get("name"), uid[:8]),
+            role if role in ROLES else "viewer",
+            _int(d.get("joinedAt")),
+        )
+
+
+@dataclass(frozen=True)
+class Presence:
+    last_seen: int = 0
+    typing_until: int = 0
+
+    @classmethod
+    def parse(cls, raw: Any) -> Presence:
+        d = _dict(raw)
+        return cls(_int(d.get("lastSeen")), _int(d.get("typingUntil")))
+
+    def is_away(self, now_ms: int) -> bool:
+        return now_ms - self.last_seen > AWAY_AFTER_MS
+
+    def is_typing(self, now_ms: int) -> bool:
+        return self.typing_until > now_ms
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    mid: str
+    uid: str
+    name: str
+    text: str
+    created_at: int
+    state: str
+
+    @classmethod
+    def parse(cls, mid: str, raw: Any) -> QueueItem:
+        d = _dict(raw)
+        return cls(
+            mid,
+            _str(d.get("uid")),
+            _str(d.get("name")),
+            _str(d.get("text")),
+            _int(d.get("createdAt")),
+            _str(d.get("state"), "queued"),
+        )
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str
+    role: str
+    uid: str
+    name: str
+    text: str
+    at: int
+    state: str = ""
+    reply_to: str | None = None
+
+    @classmethod
+    def parse(cls, mid: str, raw: Any) -> Message:
+        d = _dict(raw)
+        reply = d.get("replyTo")
+        return cls(
+            mid,
+            _str(d.get("role"), "user"),
+            _str(d.get("uid")),
+            _str(d.get("name")),
+            _str(d.get("text")),
+            _int(d.get("at")),
+            _str(d.get("state")),
+            reply if isinstance(reply, str) else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "author": self.name,
+            "text": self.text,
+            "at": self.at,
+        }
+        if self.reply_to is not None:
+            out["reply_to"] = self.reply_to
+        if self.state:
+            out["state"] = self.state
+        return out
+
+
+@dataclass(frozen=True)
+class Tool:
+    tid: str
+    name: str
+    state: str
+    detail: str
+    output: str
+    at: int
+
+    @classmethod
+    def parse(cls, tid: str, raw: Any) -> Tool:
+        d = _dict(raw)
+        return cls(
+            tid,
+            _str(d.get("name"), "tool"),
+            _str(d.get("state"), "running"),
+            _str(d.get("input")),
+            _str(d.get("output")),
+            _int(d.get("at")),
+        )
+
+
+@dataclass(frozen=True)
+class Turn:
+    mid: str
+    state: str
+    runner: str
+    started_at: int
+    ended_at: int
+    chunks: dict[str, str] = field(default_factory=dict)
+    tools: dict[str, Tool] = field(default_factory=dict)
+    error: str = ""
+    cancel_requested: bool = False
+    attempt: int = 1
+
+    @classmethod
+    def parse(cls, mid: str, raw: Any) -> Turn:
+        d = _dict(raw)
+        chunks = {k: v for k, v in _dict(d.get("chunks")).items() if isinstance(v, str)}
+        tools = {k: Tool.parse(k, v) for k, v in _dict(d.get("tools")).items()}
+        return cls(
+            mid,
+            _str(d.get("state"), "running"),
+            _str(d.get("runner")),
+            _int(d.get("startedAt")),
+            _int(d.get("endedAt")),
+            chunks,
+            tools,
+            _str(d.get("error")),
+            bool(d.get("cancelRequested")),
+            _int(d.get("attempt"), 1),
+        )
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks[k] for k in sorted(self.chunks))
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed", "cancelled", "interrupted")
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """Everything a member can see of one session, parsed from the tree."""
+
+    sid: str
+    meta: Meta
+    members: dict[str, Member]
+    presence: dict[str, Presence]
+    queue: list[QueueItem]
+    messages: list[Message]
+    turns: dict[str, Turn]
+
+    @classmethod
+    def parse(cls, sid: str, tree: Any) -> SessionState:
+        d = _dict(tree)
+        return cls(
+            sid,
+            Meta.parse(d.get("meta")),
+            {uid: Member.parse(uid, v) for uid, v in _dict(d.get("members")).items()},
+            {uid: Presence.parse(v) for uid, v in _dict(d.get("presence")).items()},
+            queue_order({mid: QueueItem.parse(mid, v) for mid, v in _dict(d.get("queue")).items()}),
+            history_order(
+                {mid: Message.parse(mid, v) for mid, v in _dict(d.get("messages")).items()}
+            ),
+            {mid: Turn.parse(mid, v) for mid, v in _dict(d.get("turns")).items()},
+        )
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.meta.owner)
+
+
+def queue_order(items: dict[str, QueueItem]) -> list[QueueItem]:
+    """Server order: the running item first, then by server time, ties by key."""
+    return sorted(items.values(), key=lambda q: (q.state != "running", q.created_at, q.mid))
+
+
+def history_order(messages: dict[str, Message]) -> list[Message]:
+    """Server order: by server time, ties by key (a reply's key sorts after its question)."""
+    return sorted(messages.values(), key=lambda m: (m.at, m.id))
+
+
+def queue_positions(queue: list[QueueItem]) -> dict[str, int]:
+    """1-based places in line; 1 is the message being answered (or next)."""
+    return {item.mid: i for i, item in enumerate(queue, start=1)}
