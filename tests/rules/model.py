@@ -137,6 +137,7 @@ def close(sid: str, code: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
         f"sessions/{sid}/meta/status": "closed",
         f"sessions/{sid}/meta/inviteCode": None,
+        f"sessions/{sid}/meta/inviteExpiresAt": None,
     }
     if code is not None:
         body[f"invites/{code}"] = None

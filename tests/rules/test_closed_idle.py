@@ -28,6 +28,25 @@ _names = itertools.count()
 
 Op = Callable[[Team], requests.Response]
 
+
+def _claim_and_start(t: Team) -> requests.Response:
+    """Re-point the runner's own lock at the queued message, then start its turn."""
+    claim = t.runner.put(t.s.path("lock"), model.lock(t.queued, t.runner.uid, fence=2))
+    if claim.status_code != 200:
+        return claim
+    return t.runner.update(model.start_turn(t.s.sid, t.queued, t.runner.uid, fence=2))
+
+
+def _hand_back(t: Team) -> dict[str, object]:
+    """A runner shutting down mid-turn puts the message back in line."""
+    return {
+        t.s.path(f"turns/{t.running}/state"): "interrupted",
+        t.s.path(f"turns/{t.running}/endedAt"): TS,
+        t.s.path(f"queue/{t.running}/state"): "queued",
+        t.s.path("lock"): None,
+    }
+
+
 OPERATIONS: list[tuple[str, Op]] = [
     ("join", lambda t: t.eve.update(model.join("eve", "Eve", t.s.sid, t.s.code or ""))),
     ("send", lambda t: t.bob.update(model.send("bob", "Bob", t.s.sid, model.push_id(), "hi"))),
@@ -59,10 +78,8 @@ OPERATIONS: list[tuple[str, Op]] = [
         lambda t: t.runner.put(t.s.path("lock"), model.lock(t.queued, t.runner.uid, fence=2)),
     ),
     ("runner-release", lambda t: t.runner.delete(t.s.path("lock"))),
-    (
-        "runner-start-turn",
-        lambda t: t.runner.update(model.start_turn(t.s.sid, t.queued, t.runner.uid)),
-    ),
+    ("runner-start-turn", lambda t: _claim_and_start(t)),
+    ("runner-hand-back", lambda t: t.runner.update(_hand_back(t))),
     (
         "runner-chunk",
         lambda t: t.runner.patch(t.s.path(f"turns/{t.running}/chunks"), {"0": "partial"}),

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.rules import model
-from tests.rules.model import TS, edit, without
+from tests.rules.model import TS, edit, replace, without
 from tests.rules.world import Team, World, denied, ok
 
 
@@ -91,6 +91,7 @@ TURN_SHAPE_ATTACKS = [
     ("label", "change"), TURN_SHAPE_ATTACKS, ids=[a for a, _ in TURN_SHAPE_ATTACKS]
 )
 def test_turn_shape(team: Team, label: str, change: dict[str, Any]) -> None:
+    ok(team.runner.put(team.s.path("lock"), model.lock(team.queued, team.runner.uid, fence=2)))
     body = model.start_turn(team.s.sid, team.queued, team.runner.uid, fence=2)
     key = team.s.path(f"turns/{team.queued}")
     bad = edit(body, key, **{k: (model.DROP if v is None else v) for k, v in change.items()})
@@ -99,6 +100,7 @@ def test_turn_shape(team: Team, label: str, change: dict[str, Any]) -> None:
 
 
 def test_queue_state_values(team: Team) -> None:
+    ok(team.runner.put(team.s.path("lock"), model.lock(team.queued, team.runner.uid, fence=2)))
     denied(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "done"))
     ok(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "running"))
     ok(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "queued"))  # a retry
@@ -188,7 +190,8 @@ REPLY_ATTACKS = [
     ("no-reply-to", {"replyTo": None}),
     ("at-client-clock", {"at": 1}),
     ("extra-field", {"tokens": 12}),
-    ("cancelled-state", {"state": "cancelled"}),
+    ("state-running", {"state": "running"}),
+    ("state-done", {"state": "done"}),
 ]
 
 
@@ -229,7 +232,8 @@ def test_runner_may_drop_work_of_a_closed_session(team: Team) -> None:
 def test_runner_heartbeat(world: World) -> None:
     r = world.runner("runner:r9")
     ok(r.put("runners/runner:r9", model.runner_record()))
-    ok(r.patch("runners/runner:r9", {"heartbeat": TS}))
+    ok(r.patch("runners/runner:r9", {"heartbeat": TS, "active": 1}))
+    ok(r.put("runners/runner:r9", {"heartbeat": TS, "agent": "echo", "capacity": 1}))
     ok(r.delete("runners/runner:r9"))
 
 
@@ -264,3 +268,81 @@ def test_a_user_claiming_runner_uid_is_not_a_runner(world: World) -> None:
     fake = world.user("runner:r1")
     denied(fake.put("runners/runner:r1", model.runner_record()))
     denied(fake.get("work"))
+
+
+# -- leases: the lock decides which runner may write a turn ---------------------
+
+
+def test_live_lease_cannot_be_taken(team: Team) -> None:
+    """Even without an ETag, a second runner can't overwrite or drop a live lock."""
+    r2 = team.world.runner("runner:r2")
+    denied(r2.put(team.s.path("lock"), model.lock(team.queued, r2.uid, fence=2)))
+    denied(r2.delete(team.s.path("lock")))
+    denied(r2.put(team.s.path("lock/leaseUntil"), 0))
+    assert team.world.value(team.s.path("lock/runner")) == team.runner.uid
+
+
+def test_expired_lease_can_be_taken_over(team: Team) -> None:
+    r2 = team.world.runner("runner:r2")
+    ok(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() - 1))
+    ok(r2.put(team.s.path("lock"), model.lock(team.running, r2.uid, fence=2)))
+    # r2 marks the dead runner's turn interrupted, then starts it again
+    turn = team.s.path(f"turns/{team.running}")
+    ok(r2.patch(turn, {"state": "interrupted", "error": "the runner stopped", "endedAt": TS}))
+    body = model.start_turn(team.s.sid, team.running, r2.uid, fence=2)
+    ok(r2.update(edit(body, turn, attempt=2)))
+
+
+def test_runner_that_lost_its_lease_is_stopped(team: Team) -> None:
+    r2 = team.world.runner("runner:r2")
+    ok(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() - 1))
+    ok(r2.put(team.s.path("lock"), model.lock(team.running, r2.uid, fence=2)))
+    turn = team.s.path(f"turns/{team.running}")
+    denied(team.runner.patch(f"{turn}/chunks", {"000000": "late"}))
+    denied(team.runner.update(finish_body(team)))
+    denied(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() + 60_000))
+    ok(r2.update(model.finish_turn(team.s.sid, team.running, r2.uid, "answer")))
+
+
+def test_turn_writes_need_the_lock_for_that_message(team: Team) -> None:
+    """The runner holds the lock for ``running``; ``queued`` is not its to start or answer."""
+    denied(team.runner.update(model.start_turn(team.s.sid, team.queued, team.runner.uid)))
+    denied(team.runner.put(team.s.path(f"queue/{team.queued}/state"), "running"))
+    denied(team.runner.delete(team.s.path(f"queue/{team.queued}")))
+    reply = finish_body(team)[reply_key(team)]
+    denied(team.runner.put(reply_key(team, team.queued), {**reply, "replyTo": team.queued}))
+    ok(team.runner.put(reply_key(team), reply))
+
+
+def test_runner_without_any_lock_writes_no_turn(team: Team) -> None:
+    ok(team.runner.delete(team.s.path("lock")))
+    denied(team.runner.patch(team.s.path(f"turns/{team.running}/chunks"), {"000000": "x"}))
+    denied(team.runner.update(finish_body(team)))
+
+
+def test_hand_back_puts_the_message_back_in_line(team: Team) -> None:
+    ok(
+        team.runner.update(
+            {
+                team.s.path(f"turns/{team.running}/state"): "interrupted",
+                team.s.path(f"turns/{team.running}/error"): "the runner shut down",
+                team.s.path(f"turns/{team.running}/endedAt"): TS,
+                team.s.path(f"queue/{team.running}/state"): "queued",
+                team.s.path("lock"): None,
+            }
+        )
+    )
+    assert team.world.value(team.s.path(f"queue/{team.running}/state")) == "queued"
+
+
+@pytest.mark.parametrize("state", ["failed", "cancelled"])
+def test_reply_of_an_ended_turn_carries_its_state(team: Team, state: str) -> None:
+    body = model.finish_turn(team.s.sid, team.running, team.runner.uid, "partial [failed]")
+    body = replace(body, team.s.path(f"turns/{team.running}/state"), state)
+    body = replace(body, team.s.path(f"turns/{team.running}/error"), "agent error")
+    ok(team.runner.update(edit(body, reply_key(team), state=state)))
+
+
+def test_user_message_cannot_be_marked_failed(team: Team) -> None:
+    body = model.cancel_queued(team.s.sid, team.queued)
+    denied(team.bob.update(replace(body, team.s.path(f"messages/{team.queued}/state"), "failed")))
