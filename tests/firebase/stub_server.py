@@ -20,6 +20,7 @@ class Step:
     body: Any = None
     hang: float = 0.0  # sleep this long before answering (longer than the client's timeout)
     stream_silence: bool = False  # answer 200 text/event-stream, then send nothing
+    stream: bytes | None = None  # answer 200 text/event-stream with these bytes, then end
 
 
 @dataclass
@@ -57,6 +58,13 @@ class StubServer:
                     self.end_headers()
                     self.wfile.flush()
                     time.sleep(5)
+                    return
+                if step.stream is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                    self.send_header("Content-Length", str(len(step.stream)))
+                    self.end_headers()
+                    self.wfile.write(step.stream)
                     return
                 payload = json.dumps(step.body).encode()
                 self.send_response(step.status)

@@ -18,6 +18,7 @@ from emdash_fb.firebase.client import Rtdb
 from emdash_fb.firebase.identity import Auth, IdentityStore
 from emdash_fb.firebase.listener import Listener, Update
 from emdash_fb.firebase.target import Target
+from tests.firebase.stub_server import Step, StubServer
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.5, "keep_alive": 1.0}
 
@@ -162,6 +163,7 @@ def test_server_drop_resyncs_exactly_once(
             for i in range(3):
                 writer.set(f"{base}/msgs/during{i}", i)
             writer.set(f"{base}/msgs/before0", None)
+            writer.set(f"{base}/flag", None)
 
     def drop() -> None:
         if how == "close":
@@ -178,6 +180,7 @@ def test_server_drop_resyncs_exactly_once(
 
     async def main() -> Recorder:
         rec = Recorder(while_disconnected)
+        await asyncio.to_thread(db.set, f"{base}/flag", True)
         listener, task = start(target, auth, base, rec)
         await until(lambda: rec.statuses[-1:] == ["live"])
         for i in range(3):
@@ -196,6 +199,7 @@ def test_server_drop_resyncs_exactly_once(
     resync = rec.resyncs[1]
     assert set(resync.new["msgs"]) - set(resync.old["msgs"]) == {"during0", "during1", "during2"}
     assert set(resync.old["msgs"]) - set(resync.new["msgs"]) == {"before0"}
+    assert resync.old["flag"] is True and "flag" not in resync.new
     counts = added_keys(rec.updates, "msgs")
     assert set(counts.values()) == {1}  # nothing shown twice
     assert set(counts) == {f"{p}{i}" for p in ("before", "during", "after") for i in range(3)}
@@ -361,3 +365,50 @@ def test_a_consumer_error_propagates(target: Target, auth: Auth, base: str) -> N
     with pytest.raises(ValueError, match="consumer bug"):
         asyncio.run(asyncio.wait_for(listener.run(), 5))
     assert statuses[-1] == "stopped"
+
+
+# -- backoff ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    server = StubServer()
+    yield server
+    server.close()
+
+
+def attempts_in(
+    target: Target, auth: Auth, stub: StubServer, seconds: float, **kw: Any
+) -> Recorder:
+    moved = dataclasses.replace(target, database_url=stub.url)
+
+    async def main() -> Recorder:
+        rec = Recorder()
+        listener, task = start(moved, auth, "x", rec, **{"backoff_max": 5.0, **kw})
+        await asyncio.sleep(seconds)
+        await finish(listener, task)
+        return rec
+
+    return asyncio.run(main())
+
+
+def test_failed_connections_back_off_exponentially(
+    target: Target, auth: Auth, stub: StubServer
+) -> None:
+    stub.script = [Step(503, {"error": "busy"})]
+    attempts_in(target, auth, stub, 1.5, backoff_initial=0.05)
+    # sleeps of 0.05*2**n*[0.5..1]: at most 6 fit in 1.5 s (a fixed 0.05 s would allow 30+)
+    assert 3 <= len(stub.seen) <= 7
+
+
+def test_backoff_resets_only_after_a_stable_connection(
+    target: Target, auth: Auth, stub: StubServer
+) -> None:
+    flapping = Step(stream=b'event: put\ndata: {"path":"/","data":1}\n\n')  # live, then gone
+    stub.script = [flapping]
+    rec = attempts_in(target, auth, stub, 1.5, backoff_initial=0.05, stable_after=30.0)
+    assert 3 <= len(stub.seen) <= 7
+    assert rec.statuses[:4] == ["connecting", "live", "reconnecting", "live"]
+    stub.seen.clear()
+    attempts_in(target, auth, stub, 1.5, backoff_initial=0.05, stable_after=0.0)
+    assert len(stub.seen) >= 12  # each live connection counts as stable: 0.05 s every time
