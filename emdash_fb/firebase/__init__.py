@@ -1,4 +1,4 @@
-"""The only code that speaks to Firebase for end users.
+"""The only code that speaks to Firebase (``admin`` is the runner's firebase-admin side).
 
 ``target`` says which project (or emulator) to use, ``identity`` signs the user
 in and keeps a token fresh (saved per profile by ``credentials``), ``client``

@@ -15,6 +15,7 @@ made by another.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -79,6 +80,8 @@ class IdentityStore:
         self.profile = profile
         self.directory = config_dir(env) / "profiles"
         self.path = self.directory / f"{profile}.json"
+        # Every database call asks for the token; re-parse the file only when it changed.
+        self._cache: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # -- identity --------------------------------------------------------------
 
@@ -110,7 +113,7 @@ class IdentityStore:
         """A value saved with :meth:`set_state`, or ``None``."""
         entry = self._read().get("targets", {}).get(self.target.key, {})
         state = entry.get("state")
-        return state.get(key) if isinstance(state, dict) else None
+        return copy.deepcopy(state.get(key)) if isinstance(state, dict) else None
 
     def set_state(self, key: str, value: Any) -> None:
         """Save a small JSON value for this profile and target; ``None`` removes it."""
@@ -124,7 +127,13 @@ class IdentityStore:
     # -- file ----------------------------------------------------------------------
 
     def _read(self) -> dict[str, Any]:
+        """The file's content (shared with the cache: don't mutate it)."""
         try:
+            st = os.stat(self.path)
+            # Writes replace the file, so a new inode means new content.
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            if self._cache is not None and self._cache[0] == key:
+                return self._cache[1]
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
@@ -136,14 +145,16 @@ class IdentityStore:
             raise ConfigError(
                 f"{self.path} is not valid JSON; delete it to sign in again"
             ) from None
-        return data if isinstance(data, dict) else {}
+        data = data if isinstance(data, dict) else {}
+        self._cache = (key, data)
+        return data
 
     @contextlib.contextmanager
     def _editing(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write the entry of this target under both locks."""
         self._ensure_directory()
         with _process_lock, self._file_lock():
-            data = self._read()
+            data = copy.deepcopy(self._read())
             data["version"] = FILE_VERSION
             targets = data.setdefault("targets", {})
             entry = targets.setdefault(self.target.key, {})

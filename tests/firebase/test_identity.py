@@ -330,3 +330,24 @@ def test_resolve_and_sign_in_from_the_emulator_env(env: dict[str, str]) -> None:
     target = resolve_target(env)
     ident = Auth(target, IdentityStore(target, "default", env)).current()
     assert ident.uid
+
+
+def test_saved_file_is_parsed_once_until_it_changes(
+    target: Target, env: dict[str, str], auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    auth.sign_in_anonymous("x")
+    reads: list[Path] = []
+    real_read = Path.read_text
+
+    def counting(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads.append(self)
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting)
+    for _ in range(10):
+        auth.fresh_token()
+    assert len(reads) <= 1
+    other = IdentityStore(target, "default", env)  # e.g. another process
+    other.set_state("session", "s-2")
+    assert auth.store.get_state("session") == "s-2"
+    assert len(reads) == 3
