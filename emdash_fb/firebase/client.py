@@ -111,7 +111,8 @@ class Rtdb:
         url = db.build_request_url(token)
         response = self._send(lambda: self.http.get(url, headers=db.build_headers(token)))
         value = normalize(json_body(response))
-        is_query = any(v is not None for v in query.values()) or limit_to_first or limit_to_last
+        limits = (limit_to_first, limit_to_last)
+        is_query = any(v is not None for v in (*query.values(), *limits))
         if is_query and value is None:
             return {}
         return value

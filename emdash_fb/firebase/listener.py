@@ -189,10 +189,11 @@ class Listener:
                     ident = swapped  # the status stays "live"
                     continue
                 ident = None  # the server ended the stream
-            if self._live_at is not None:
+            if self._live_at is not None:  # the connection that just ended had gone live
                 denied_retry = False
                 if time.monotonic() - self._live_at >= self.stable_after:
                     failures = 0
+                self._live_at = None
             self._report("reconnecting")
             delay = 0.0 if revoked and failures == 0 else self._backoff(failures)
             failures += 1

@@ -15,6 +15,7 @@ import pytest
 from emdash_fb.emulator.idtoken import mint_id_token
 from emdash_fb.emulator.server import ThreadedEmulator
 from emdash_fb.firebase.client import Rtdb
+from emdash_fb.firebase.errors import NetworkError
 from emdash_fb.firebase.identity import Auth, IdentityStore
 from emdash_fb.firebase.listener import Listener, Update
 from emdash_fb.firebase.target import Target
@@ -412,3 +413,28 @@ def test_backoff_resets_only_after_a_stable_connection(
     stub.seen.clear()
     attempts_in(target, auth, stub, 1.5, backoff_initial=0.05, stable_after=0.0)
     assert len(stub.seen) >= 12  # each live connection counts as stable: 0.05 s every time
+
+
+def test_backoff_grows_while_no_token_can_be_had_after_a_live_period(
+    target: Target, auth: Auth, base: str, fb_emulator: ThreadedEmulator, monkeypatch: Any
+) -> None:
+    calls: list[float] = []
+
+    def sign_in_down(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        raise NetworkError("can't reach the sign-in service")
+
+    async def main() -> Recorder:
+        rec = Recorder()
+        listener, task = start(target, auth, base, rec, backoff_initial=0.05, stable_after=0.0)
+        await until(lambda: rec.statuses[-1:] == ["live"])
+        monkeypatch.setattr(auth, "current", sign_in_down)
+        monkeypatch.setattr(auth, "refresh", sign_in_down)
+        drop_streams(fb_emulator)
+        await asyncio.sleep(1.5)
+        await finish(listener, task)
+        return rec
+
+    rec = asyncio.run(main())
+    assert rec.statuses == ["connecting", "live", "reconnecting", "stopped"]
+    assert 3 <= len(calls) <= 7  # 0.05 s, 0.1 s, 0.2 s... not 0.05 s forever
