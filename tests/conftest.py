@@ -5,11 +5,15 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from emdash_fb.emulator.config import EmulatorConfig
 from emdash_fb.emulator.server import ThreadedEmulator
 from tests.support.rtdb import RawRtdb
+
+RULES = Path(__file__).resolve().parents[1] / "rules" / "database.rules.json"
 
 _ns_counter = itertools.count()
 
@@ -31,3 +35,17 @@ def ns_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def raw(emulator: ThreadedEmulator, ns_name: str) -> RawRtdb:
     return RawRtdb(f"http://{emulator.database_host}", ns_name)
+
+
+def rules_emulator() -> ThreadedEmulator:
+    """An emulator running the real rules file on free ports."""
+    cfg = EmulatorConfig(rules_path=RULES)
+    cfg.ports = {"database": 0, "auth": 0}
+    return ThreadedEmulator(cfg, keep_alive_seconds=1.0)
+
+
+@pytest.fixture(scope="session")
+def rules_emu() -> Iterator[ThreadedEmulator]:
+    """The product's database: real rules, default namespace (pyrebase4 can't send ns)."""
+    with rules_emulator() as emu:
+        yield emu

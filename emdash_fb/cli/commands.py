@@ -16,7 +16,6 @@ import typer
 
 from ..session.events import Event, MessagePosted, ReplyDelta, TurnEnded, YouWereKicked
 from ..session.records import Message
-from ..session.view import SessionView
 from .context import AppContext
 from .safety import clean
 
@@ -181,6 +180,8 @@ def send(
 async def _wait_for_reply(
     app: AppContext, sid: str, mid: str, timeout: float, *, stream: bool
 ) -> dict[str, Any]:
+    from ..session.view import SessionView  # aiohttp: only when following a session
+
     done = asyncio.Event()
     reply: dict[str, Any] = {"state": "timeout", "text": "", "id": None, "error": None}
 

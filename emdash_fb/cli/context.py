@@ -6,12 +6,16 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-from ..firebase.client import Rtdb
-from ..firebase.identity import Auth, IdentityStore
 from ..firebase.target import Target, resolve_target
 from ..session.errors import NoSession
-from ..session.ops import SessionClient
+
+if TYPE_CHECKING:  # the clients pull in pyrebase4; import them when first used
+    from ..firebase.client import Rtdb
+    from ..firebase.credentials import IdentityStore
+    from ..firebase.identity import Auth
+    from ..session.ops import SessionClient
 
 SESSION_KEY = "session"
 
@@ -28,18 +32,26 @@ class AppContext:
 
     @cached_property
     def store(self) -> IdentityStore:
+        from ..firebase.credentials import IdentityStore
+
         return IdentityStore(self.target, self.profile, self.env)
 
     @cached_property
     def auth(self) -> Auth:
+        from ..firebase.identity import Auth
+
         return Auth(self.target, self.store)
 
     @cached_property
     def db(self) -> Rtdb:
+        from ..firebase.client import Rtdb
+
         return Rtdb(self.target, self.auth)
 
     @cached_property
     def sessions(self) -> SessionClient:
+        from ..session.ops import SessionClient
+
         return SessionClient(self.db, self.auth)
 
     def current_session(self) -> str:

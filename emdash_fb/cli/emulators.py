@@ -7,12 +7,14 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from ..emulator.config import ConfigError, EmulatorConfig, parse_only
-from ..emulator.rules import RulesError
-from ..emulator.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from ..emulator.server import EmulatorServer
 
 emulators_app = typer.Typer(
     help="Run the bundled Firebase emulators (RTDB + Auth).", no_args_is_help=True
@@ -35,6 +37,9 @@ def start(
     ),
 ) -> None:
     """Start the emulators and run until Ctrl-C or SIGTERM."""
+    from ..emulator.rules import RulesError
+    from ..emulator.server import EmulatorServer  # aiohttp: only when starting one
+
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         cfg = EmulatorConfig.from_file(

@@ -7,7 +7,6 @@ import sys
 import typer
 
 from ..firebase.errors import FirebaseError
-from ..runner.agents import AgentError
 from ..session.errors import SessionError
 from . import commands
 from .context import AppContext
@@ -37,6 +36,8 @@ def main(
     ctx.obj = AppContext(profile=profile, session_override=session)
 
 
+# Push ids start with "-"; let `cancel -P7V...` take one without needing `--`.
+app.command("cancel", context_settings={"ignore_unknown_options": True})(commands.cancel)
 for fn in (
     commands.login,
     commands.whoami,
@@ -46,7 +47,6 @@ for fn in (
     commands.who,
     commands.send,
     commands.history,
-    commands.cancel,
     commands.leave,
 ):
     app.command(fn.__name__)(fn)
@@ -59,7 +59,7 @@ def run() -> None:
     """Console entry point: user mistakes become one line on stderr and a non-zero exit."""
     try:
         app()
-    except (SessionError, FirebaseError, AgentError) as exc:
+    except (SessionError, FirebaseError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
     except KeyboardInterrupt:

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import typer
 
-from ..firebase.admin import RunnerDatabase
 from ..firebase.target import resolve_target
-from ..runner.agents import load_agent
-from ..runner.service import Runner
-from ..runner.turn import TurnSettings
 
 
 def _options(pairs: list[str]) -> dict[str, str]:
@@ -57,11 +53,20 @@ def runner(
     workdir: Path = typer.Option(Path("."), "--workdir", help="Folder the agent's tools may read."),
 ) -> None:
     """Claim queued messages and stream the agent's replies back."""
+    from ..firebase.admin import RunnerDatabase
+    from ..runner.agents import AgentError, load_agent
+    from ..runner.service import Runner
+    from ..runner.turn import TurnSettings
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("firebase_admin").setLevel(logging.WARNING)
     target = resolve_target()
     rid = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-    the_agent = load_agent(agent, _options(agent_opt))
+    try:
+        the_agent = load_agent(agent, _options(agent_opt))
+    except AgentError as exc:
+        typer.echo(f"error: {exc.summary}", err=True)
+        raise typer.Exit(2) from None
     db = RunnerDatabase(
         rid,
         project_id=target.project_id,

@@ -27,13 +27,12 @@ from typing import Any
 import requests
 from pyrebase.pyrebase import Auth as PyrebaseAuth
 
-from emdash_fb.emulator.auth.redirect import (
+from .auth_errors import ACCOUNT_GONE, auth_error
+from .auth_redirect import (
     AUTH_URL_PREFIXES,
     EmulatorRedirectAdapter,
     send_pyrebase_auth_through,
 )
-
-from .auth_errors import ACCOUNT_GONE, auth_error
 from .credentials import Identity, IdentityStore
 from .errors import AuthError, ConfigError, NetworkError
 from .target import Target

@@ -21,13 +21,13 @@ from firebase_admin import credentials
 
 from emdash_fb.emulator.auth import AuthProject
 from emdash_fb.emulator.auth.accounts import Account, AccountStore
-from emdash_fb.emulator.auth.redirect import (
+from emdash_fb.emulator.idtoken import decode_id_token, mint_id_token
+from emdash_fb.firebase.auth_redirect import (
     EmulatorRedirectAdapter,
     emulator_url,
     point_session_at_emulator,
     send_pyrebase_auth_through,
 )
-from emdash_fb.emulator.idtoken import decode_id_token, mint_id_token
 from tests.emulator.auth_helpers import (
     API_KEY,
     PROJECT_ID,

@@ -5,8 +5,8 @@ ID tokens.
 
 Layout: ``accounts.py`` and ``tokens.py`` hold users and refresh tokens,
 ``custom_tokens.py`` reads custom tokens, ``project.py`` runs the operations,
-``handlers.py`` and ``app.py`` are the HTTP side, and ``redirect.py`` points
-hardcoded-host clients (pyrebase4) at an emulator.
+and ``handlers.py`` and ``app.py`` are the HTTP side. (Pointing clients at an
+emulator is the client layer's job: ``emdash_fb/firebase/auth_redirect.py``.)
 """
 
 from .app import AUTH_PROJECT, create_auth_app

@@ -1,0 +1,149 @@
+"""The scriptable commands as a user runs them: real processes, real emulator, real rules."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pexpect
+import pytest
+
+from emdash_fb.emulator.server import ThreadedEmulator
+from tests.support.runner import BackgroundRunner
+
+EXE = [sys.executable, "-m", "emdash_fb.cli.main"]
+
+
+class Cli:
+    def __init__(self, env: dict[str, str], profile: str) -> None:
+        self.env = env
+        self.profile = profile
+
+    def run(
+        self, *args: str, ok: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*EXE, "--profile", self.profile, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if ok:
+            assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def json(self, *args: str) -> Any:
+        proc = self.run(*args, "--json")
+        return json.loads(proc.stdout)  # exactly one JSON document
+
+    def fails(self, *args: str) -> str:
+        proc = self.run(*args, ok=False)
+        assert proc.returncode != 0
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        return lines[0]
+
+
+@pytest.fixture
+def cli_env(rules_emu: ThreadedEmulator, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
+    return {**env, **rules_emu.env(), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+
+
+def test_scripted_session(cli_env: dict[str, str]) -> None:
+    alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
+    me = alice.json("login", "--name", "alice")
+    assert me["name"] == "alice" and me["provider"] == "anonymous"
+    shared = alice.json("share", "--title", "demo")
+    assert set(shared) == {"session", "invite"}
+    sent = alice.json("send", "first question")
+    assert set(sent) == {"message", "position"} and sent["position"] == 1
+    bob.json("login", "--name", "bob")
+    joined = bob.json("join", shared["invite"])
+    assert joined["session"] == shared["session"]
+    assert {m["name"] for m in joined["members"]} == {"alice", "bob"}
+    assert [m["text"] for m in joined["messages"]] == ["first question"]
+    assert bob.json("send", "second")["position"] == 2
+    history = alice.json("history")
+    assert [(h["role"], h["author"], h["text"]) for h in history] == [
+        ("user", "alice", "first question"),
+        ("user", "bob", "second"),
+    ]
+    assert set(history[0]) >= {"id", "role", "author", "text", "at"}
+    assert alice.json("history", "--limit", "1")[0]["text"] == "second"
+    who = alice.json("who")
+    assert sorted(w["name"] for w in who) == ["alice", "bob"]
+    cancelled = bob.json("cancel", history[1]["id"])
+    assert cancelled["outcome"] == "skipped"
+    assert bob.json("leave")["left"] is True
+    assert [w["name"] for w in alice.json("who")] == ["alice"]
+    # bob has no current session now
+    assert "no current session" in bob.fails("history")
+    # --session overrides the remembered one, and bob is no longer a member
+    assert "not a member" in bob.fails("--session", shared["session"], "history")
+
+
+def test_whoami_token_config(cli_env: dict[str, str]) -> None:
+    c = Cli(cli_env, "solo")
+    who = c.json("whoami")
+    assert who["profile"] == "solo" and who["uid"]
+    tok = c.json("token")["token"]
+    assert tok.count(".") == 2
+    cfg = c.json("config", "show")
+    assert cfg["database_emulator"] == cli_env["FIREBASE_DATABASE_EMULATOR_HOST"]
+    assert cfg["profile"] == "solo"
+    creds = Path(cfg["credentials_file"])
+    assert creds.exists() and (creds.stat().st_mode & 0o777) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["join", "ZZZZZ-ZZZZZ"], "no session has invite code"),
+        (["join", "nope"], "is not an invite code"),
+        (["send", "hello"], "no current session"),
+        (["cancel", "-Nope"], "no current session"),
+        (["--profile", "bad/name", "whoami"], "profile names"),
+    ],
+)
+def test_user_mistakes_are_one_line(cli_env: dict[str, str], args: list[str], words: str) -> None:
+    c = Cli(cli_env, "mistakes")
+    assert words in c.fails(*args)
+
+
+def test_send_wait_returns_the_reply(cli_env: dict[str, str], rules_emu: ThreadedEmulator) -> None:
+    alice = Cli(cli_env, "alice")
+    alice.json("login", "--name", "alice")
+    alice.json("share")
+    with BackgroundRunner(rules_emu):
+        out = alice.json("send", "hello agent", "--wait", "--timeout", "30")
+    assert out["position"] == 1
+    assert out["reply"]["state"] == "done"
+    assert "alice asked: hello agent" in out["reply"]["text"]
+    history = alice.json("history")
+    assert history[-1]["role"] == "assistant" and history[-1]["reply_to"] == out["message"]
+
+
+def test_human_output_in_a_terminal_is_safe(cli_env: dict[str, str]) -> None:
+    alice = Cli(cli_env, "alice")
+    alice.json("login", "--name", "alice")
+    alice.json("share")
+    alice.json("send", "[bold]not bold[/bold] \x1b[2J\x1b]0;pwned\x07 bell\x07")
+    child = pexpect.spawn(
+        EXE[0],
+        [*EXE[1:], "--profile", "alice", "history"],
+        env=cli_env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect(pexpect.EOF)
+    out = child.before
+    assert "[bold]not bold[/bold]" in out
+    assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out
+    assert "bell^G" in out
