@@ -222,7 +222,8 @@ async def _wait_for_reply(
                         sys.stdout.write(clean(existing.text) + "\n")
                     break
                 try:
-                    await asyncio.wait_for(done.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await done.wait()
                 except TimeoutError:
                     continue
     except TimeoutError:

@@ -85,7 +85,8 @@ class StreamListener:
         if not self._frames and not self.closed:
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
             except TimeoutError:
                 return b""
         if not self._frames:

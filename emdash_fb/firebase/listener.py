@@ -295,7 +295,8 @@ class Listener:
     async def _sleep(self, seconds: float) -> None:
         assert self._stop_event is not None
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop_event.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: it can swallow a cancel on 3.11
+                await self._stop_event.wait()
 
     async def _until_stopped(self, work: Awaitable[T]) -> T | None:
         """``await work``, or ``None`` if stop is asked first (the work is cancelled)."""

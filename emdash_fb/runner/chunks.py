@@ -37,6 +37,7 @@ class ChunkWriter:
         self._full = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.text = ""  # everything added so far
         self.writes = 0
         self.error: BaseException | None = None
@@ -71,22 +72,24 @@ class ChunkWriter:
 
     async def _run(self) -> None:
         try:
-            while True:
+            while not self._closing:
                 await self._have_data.wait()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                # cancellation that races its timeout.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), self.flush_interval)
+                    async with asyncio.timeout(self.flush_interval):
+                        await self._full.wait()
                 await self.flush()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # a failed write ends the turn; the caller reads .error
+        except Exception as exc:  # a failed write ends the turn; the caller reads .error
             self.error = exc
 
     async def close(self) -> None:
-        """Stop the timer and write the rest."""
+        """Stop the timer and write the rest (no cancellation: a flush in flight completes)."""
+        self._closing = True
+        self._have_data.set()
+        self._full.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         if self.error is None:
             await self.flush()

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ..firebase.admin import RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
-from ..firebase.errors import FirebaseError
+from ..firebase.errors import FirebaseError, PermissionDenied
 from ..session import paths
 from .agents import Agent
 from .lease import try_claim
@@ -83,7 +83,8 @@ class Runner:
         try:
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 if self._stopping.is_set():
                     break
@@ -124,12 +125,30 @@ class Runner:
                 return
             if sid in self.active:
                 continue
-            claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
+            try:
+                claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
+            except PermissionDenied:
+                # Closed, idle or deleted: nothing there can be answered any more.
+                await self._drop_work(sid, work)
+                continue
+            except FirebaseError as exc:
+                log.warning("claiming in session %s failed: %s (will retry)", sid, exc)
+                continue
             if claim is None:
                 continue
             turn = TurnRunner(self.db, self.agent, claim, self.settings, self.executor)
             task = asyncio.create_task(self._run_turn(turn))
             self.active[sid] = (turn, task)
+
+    async def _drop_work(self, sid: str, work: dict[str, Any]) -> None:
+        stale = {
+            paths.work(mid): None
+            for mid, entry in work.items()
+            if isinstance(entry, dict) and entry.get("sid") == sid
+        }
+        with contextlib.suppress(FirebaseError):
+            await self.call(self.db.update, "", stale)
+        log.info("session %s no longer accepts replies; dropped %d queued item(s)", sid, len(stale))
 
     async def _run_turn(self, turn: TurnRunner) -> Outcome:
         started = time.monotonic()

@@ -91,6 +91,7 @@ class SessionClient:
         self.db = db
         self.auth = auth
         self._clock = clock
+        self._names: dict[str, str] = {}  # the name each session knows me by
 
     @property
     def me(self) -> Identity:
@@ -268,36 +269,52 @@ class SessionClient:
         """Queue a message for the agent: queue item, history entry and work index in one write."""
         if not text.strip():
             raise BadMessage("nothing to send: the message is empty")
-        if len(text) > MAX_TEXT:
+        length = utf16_length(text)
+        if length > MAX_TEXT:
             raise BadMessage(
-                f"message too long: {len(text)} characters (the limit is {MAX_TEXT}); nothing was sent"
+                f"message too long: {length} characters (the limit is {MAX_TEXT}); nothing was sent"
             )
         me = self.me
         mid = self.db.new_key()
-        name = _name(me)
-        self._write(
-            sid,
-            {
-                paths.queue_item(sid, mid): {
-                    "uid": me.uid,
-                    "name": name,
-                    "text": text,
-                    "createdAt": SERVER_TIMESTAMP,
-                    "state": "queued",
-                },
-                paths.message(sid, mid): {
-                    "role": "user",
-                    "uid": me.uid,
-                    "name": name,
-                    "text": text,
-                    "at": SERVER_TIMESTAMP,
-                },
-                paths.work(mid): {"sid": sid, "uid": me.uid, "at": SERVER_TIMESTAMP},
-                f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
-            },
-            action="send",
-        )
+        name = self._names.get(sid) or _name(me)
+        try:
+            self.db.update("", self._send_write(sid, mid, me.uid, name, text))
+        except PermissionDenied:
+            # The rules hold a sender to the name they joined with; if ours
+            # changed since, send under the member record's name.
+            member = self._member_name(sid, me.uid)
+            if member is None or member == name:
+                raise self._why_denied(sid, "send") from None
+            self._names[sid] = member
+            self._write(sid, self._send_write(sid, mid, me.uid, member, text), action="send")
         return Sent(mid, self.position(sid, mid))
+
+    def _send_write(self, sid: str, mid: str, uid: str, name: str, text: str) -> dict[str, Any]:
+        return {
+            paths.queue_item(sid, mid): {
+                "uid": uid,
+                "name": name,
+                "text": text,
+                "createdAt": SERVER_TIMESTAMP,
+                "state": "queued",
+            },
+            paths.message(sid, mid): {
+                "role": "user",
+                "uid": uid,
+                "name": name,
+                "text": text,
+                "at": SERVER_TIMESTAMP,
+            },
+            paths.work(mid): {"sid": sid, "uid": uid, "at": SERVER_TIMESTAMP},
+            f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
+        }
+
+    def _member_name(self, sid: str, uid: str) -> str | None:
+        try:
+            raw = self.db.get(f"{paths.member(sid, uid)}/name")
+        except PermissionDenied:
+            return None
+        return raw if isinstance(raw, str) else None
 
     def position(self, sid: str, mid: str) -> int:
         """1-based place of ``mid`` in the queue (0 once it has been answered)."""
@@ -441,6 +458,11 @@ class SessionClient:
         if me is not None and me.role == "viewer" and action == "send":
             return NotAllowed("you are a viewer in this session: viewers can't send messages")
         return NotAllowed(f"you are not allowed to {action} in this session")
+
+
+def utf16_length(text: str) -> int:
+    """Length as the rules count it (JavaScript strings: UTF-16 code units)."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _name(me: Identity) -> str:

@@ -225,3 +225,27 @@ def test_who_reports_typing_and_presence(make_user: MakeUser) -> None:
     assert people["bob"].typing and not people["bob"].away
     assert not people["alice"].typing and not people["alice"].away
     assert json.loads(json.dumps(people["bob"].to_json()))["typing"] is True
+
+
+def test_length_limit_counts_like_the_rules(make_user: MakeUser) -> None:
+    alice = make_user("alice")
+    shared = alice.sessions.share()
+    emoji = "🎉" * (MAX_TEXT // 2)  # 8000 code points, 16000 UTF-16 units: at the limit
+    alice.sessions.send(shared.session, emoji)
+    with pytest.raises(BadMessage, match="too long"):
+        alice.sessions.send(shared.session, emoji + "🎉")
+    assert len(alice.sessions.history(shared.session)) == 1
+
+
+def test_send_uses_the_name_the_session_knows(make_user: MakeUser, user_env: dict) -> None:
+    alice = make_user("alice")
+    shared = alice.sessions.share()
+    bob = AppContext(profile="bob", env=user_env)
+    bob.auth.sign_in_email("bob@example.com", "secret123", create=True, name="bob")
+    bob.sessions.join(shared.invite)
+    # same account, new display name: the session still knows him as bob
+    again = AppContext(profile="bob", env=user_env)
+    again.auth.sign_in_email("bob@example.com", "secret123", name="robert")
+    assert again.auth.current().name == "robert"
+    again.sessions.send(shared.session, "hi")
+    assert alice.sessions.history(shared.session)[-1].name == "bob"

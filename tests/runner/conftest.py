@@ -1,0 +1,5 @@
+"""Runner fixtures: the session fixtures (real rules, several identities) plus raw reads."""
+
+from __future__ import annotations
+
+from tests.session.conftest import make_user, user_env  # noqa: F401  (shared fixtures)

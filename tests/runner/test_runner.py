@@ -1,0 +1,251 @@
+"""The agent runner against the emulator and the real rules: claims, order, streaming, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from emdash_fb.cli.context import AppContext
+from emdash_fb.emulator.server import ThreadedEmulator
+from emdash_fb.runner.agents import load_agent
+from emdash_fb.session.records import SessionState
+from tests.support.runner import BackgroundRunner
+
+MakeUser = Callable[[str], AppContext]
+
+
+def owner_get(emu: ThreadedEmulator, path: str) -> Any:
+    r = requests.get(
+        f"http://{emu.database_host}/{path}.json",
+        headers={"Authorization": "Bearer owner"},
+        timeout=10,
+    )
+    r.raise_for_status()
+    return r.json()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def replies(state: SessionState) -> dict[str, Any]:
+    return {m.reply_to: m for m in state.messages if m.role == "assistant"}
+
+
+def test_answers_once_in_order_and_cleans_up(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    shared = alice.sessions.share()
+    bob.sessions.join(shared.invite)
+    sid = shared.session
+    mids = [
+        alice.sessions.send(sid, "first").message,
+        bob.sessions.send(sid, "second").message,
+        alice.sessions.send(sid, "third").message,
+    ]
+    with BackgroundRunner(rules_emu) as br:
+        state = wait_for(lambda: (s := alice.sessions.state(sid)) and len(replies(s)) == 3 and s)
+        rid = br.db.uid
+        assert owner_get(rules_emu, f"runners/{rid}")["agent"] == "echo"
+    r = replies(state)
+    assert "alice asked: first" in r[mids[0]].text
+    assert "bob asked: second" in r[mids[1]].text
+    # each reply sits right after its question in server order, and turns ran one at a time
+    ordered = [m.id for m in state.messages]
+    for mid in mids:
+        assert ordered.index(mid + "~a") > ordered.index(mid)
+    turns = [state.turns[mid] for mid in mids]
+    assert all(t.state == "done" and not t.chunks for t in turns)
+    for a, b in zip(turns, turns[1:], strict=False):
+        assert a.ended_at <= b.started_at
+    assert state.queue == []
+    assert owner_get(rules_emu, f"sessions/{sid}/lock") is None
+    assert not any((owner_get(rules_emu, "work") or {}).get(m) for m in mids)
+    # the reply knows the history: the third saw two earlier messages (and a reply)
+    assert "earlier messages" in r[mids[2]].text
+
+
+def test_sessions_run_in_parallel_and_two_runners_never_duplicate(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    users = [make_user(f"u{i}") for i in range(4)]
+    sessions = [u.sessions.share().session for u in users]
+    sent: dict[str, list[str]] = {}
+    for u, sid in zip(users, sessions, strict=True):
+        sent[sid] = [u.sessions.send(sid, f"m{i}").message for i in range(3)]
+    agent = load_agent("echo", {"rate": "200"})
+    with (
+        BackgroundRunner(rules_emu, agent, concurrency=2),
+        BackgroundRunner(rules_emu, agent, concurrency=2),
+    ):
+        for u, sid in zip(users, sessions, strict=True):
+            wait_for(lambda u=u, sid=sid: len(replies(u.sessions.state(sid))) == 3, timeout=40)
+    for u, sid in zip(users, sessions, strict=True):
+        state = u.sessions.state(sid)
+        assert sorted(replies(state)) == sorted(sent[sid])
+        assert len([m for m in state.messages if m.role == "assistant"]) == 3
+        assert all(t.attempt == 1 and t.state == "done" for t in state.turns.values())
+
+
+def test_chunks_are_coalesced(make_user: MakeUser, rules_emu: ThreadedEmulator) -> None:
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    seen: list[int] = []
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "100"}), flush_interval=0.1):
+        mid = alice.sessions.send(sid, " ".join(["word"] * 100)).message
+
+        def sample() -> bool:
+            turn = owner_get(rules_emu, f"sessions/{sid}/turns/{mid}") or {}
+            seen.append(len(turn.get("chunks") or {}))
+            return turn.get("state") == "done"
+
+        wait_for(sample, timeout=30, every=0.05)
+    # ~1.1 s of streaming at <= 10 flushes/s: far fewer chunks than words
+    assert 3 <= max(seen) <= 25
+
+
+def test_agent_error_fails_the_turn_and_the_runner_keeps_serving(
+    make_user: MakeUser, rules_emu: ThreadedEmulator, tmp_path: Path
+) -> None:
+    script = tmp_path / "agent.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            prompt = sys.stdin.read()
+            if "explode" in prompt.splitlines()[-1]:
+                sys.stdout.write("partial ")
+                sys.stdout.flush()
+                sys.stderr.write("Traceback...\\nValueError: the agent blew up\\n")
+                sys.exit(3)
+            sys.stdout.buffer.write(b"ok \\xff\\xfe \\x1b[31mred\\x1b[0m done")
+            """
+        )
+    )
+    agent = load_agent("command", {"cmd": f"{sys.executable} {script}"})
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    with BackgroundRunner(rules_emu, agent):
+        bad = alice.sessions.send(sid, "please explode").message
+        good = alice.sessions.send(sid, "be nice").message
+        state = wait_for(lambda: (s := alice.sessions.state(sid)) and len(replies(s)) == 2 and s)
+    r = replies(state)
+    assert state.turns[bad].state == "failed"
+    assert "blew up" in state.turns[bad].error or "exit" in state.turns[bad].error
+    assert r[bad].state == "failed" and r[bad].text.startswith("partial")
+    assert state.turns[good].state == "done"
+    assert "\x1b[31mred" in r[good].text and "\ufffd" in r[good].text  # stored as text, not crashed
+
+
+def test_cancel_queued_and_running(make_user: MakeUser, rules_emu: ThreadedEmulator) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    shared = alice.sessions.share()
+    bob.sessions.join(shared.invite)
+    sid = shared.session
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "10"})):
+        long = alice.sessions.send(sid, " ".join(["slow"] * 80)).message
+        queued = bob.sessions.send(sid, "never mind").message
+        assert bob.sessions.cancel(sid, queued) == "skipped"
+        wait_for(lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{long}/chunks") or {})
+        asked = time.monotonic()
+        assert alice.sessions.cancel(sid, long) == "stopping"
+        state = wait_for(lambda: (s := alice.sessions.state(sid)) and long in replies(s) and s)
+        took = time.monotonic() - asked
+    turn = state.turns[long]
+    assert turn.state == "cancelled"
+    assert took < 2.5  # the agent stops within a second; plus the writes
+    assert replies(state)[long].text.startswith("alice asked")  # partial text kept
+    assert queued not in state.turns and queued not in replies(state)
+
+
+def test_author_kicked_before_the_turn(make_user: MakeUser, rules_emu: ThreadedEmulator) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    shared = alice.sessions.share()
+    bob.sessions.join(shared.invite)
+    mid = bob.sessions.send(shared.session, "hi").message
+    alice.sessions.kick(shared.session, bob.auth.current().uid)
+    with BackgroundRunner(rules_emu):
+        state = wait_for(
+            lambda: (s := alice.sessions.state(shared.session)) and mid in replies(s) and s
+        )
+    assert state.turns[mid].state == "failed"
+    assert "no longer a member" in state.turns[mid].error
+
+
+def _runner_process(emu: ThreadedEmulator, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
+    return subprocess.Popen(
+        [sys.executable, "-m", "emdash_fb.cli.main", "runner", *args],
+        env={**env, **emu.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_kill_9_mid_turn_then_another_runner_retries_once(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    first = _runner_process(rules_emu, "--agent-opt", "rate=20", "--lease", "2", "--id", "doomed")
+    try:
+        mid = alice.sessions.send(sid, " ".join(["long"] * 200)).message
+        wait_for(lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/chunks"), timeout=30)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "0"}), lease_s=2.0):
+        state = wait_for(
+            lambda: (s := alice.sessions.state(sid)) and mid in replies(s) and s, timeout=30
+        )
+    turn = state.turns[mid]
+    assert turn.state == "done" and turn.attempt == 2
+    assert len([m for m in state.messages if m.reply_to == mid]) == 1
+    assert replies(state)[mid].text.startswith("alice asked")
+
+
+def test_sigterm_hands_back_the_turn(make_user: MakeUser, rules_emu: ThreadedEmulator) -> None:
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    proc = _runner_process(rules_emu, "--agent-opt", "rate=10", "--grace", "0.5", "--id", "polite")
+    mid = alice.sessions.send(sid, " ".join(["long"] * 200)).message
+    wait_for(lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/chunks"), timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    assert "interrupted" in out
+    turn = owner_get(rules_emu, f"sessions/{sid}/turns/{mid}")
+    assert turn["state"] == "interrupted"
+    assert owner_get(rules_emu, f"sessions/{sid}/lock") is None
+    with BackgroundRunner(rules_emu):
+        state = wait_for(lambda: (s := alice.sessions.state(sid)) and mid in replies(s) and s)
+    assert state.turns[mid].state == "done" and state.turns[mid].attempt == 2
+
+
+def test_runner_cli_bad_agent_is_one_line(rules_emu: ThreadedEmulator) -> None:
+    proc = _runner_process(rules_emu, "--agent", "nope")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert out.strip().count("\n") == 0 and "nope" in out and "Traceback" not in out
+
+
+_ = pytest
