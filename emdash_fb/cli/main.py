@@ -9,6 +9,7 @@ import typer
 from ..firebase.errors import FirebaseError
 from ..session.errors import SessionError
 from . import commands
+from .chat_cmd import chat, demo
 from .context import AppContext
 from .emulators import emulators_app
 from .runner_cmd import runner
@@ -51,6 +52,8 @@ for fn in (
 ):
     app.command(fn.__name__)(fn)
 app.command("runner")(runner)
+app.command("chat")(chat)
+app.command("demo")(demo)
 app.add_typer(commands.config_app, name="config")
 app.add_typer(emulators_app, name="emulators")
 

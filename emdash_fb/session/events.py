@@ -203,6 +203,8 @@ class EventDeriver:
         events: list[Event] = []
         presence = _d(self.tree.get("presence"))
         for uid, member in self._members.items():
+            if uid not in presence:
+                continue  # no heartbeat yet (just joined): not known to be away
             p = Presence.parse(presence.get(uid))
             away = p.is_away(now_ms)
             if away and uid not in self._away:

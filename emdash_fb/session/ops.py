@@ -110,42 +110,48 @@ class SessionClient:
         invite_ttl_s: int = DEFAULT_INVITE_TTL_S,
         idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S,
         mode: str = "code",
+        invite: bool = True,
     ) -> Shared:
-        """Create a session owned by me, with a fresh invite, in one atomic write."""
+        """Create a session owned by me, in one atomic write.
+
+        With ``invite`` (the default) it is shared at once: the invite is
+        written in the same write. Without, it starts private (``Shared.invite``
+        is empty) and ``rotate_invite`` shares it later.
+        """
         me = self.me
         sid = self.db.new_key()
         code = codes.new_code()
         expires = self.now_ms() + invite_ttl_s * 1000
-        self.db.update(
-            "",
-            {
-                paths.meta(sid): {
-                    "owner": me.uid,
-                    "title": title[:120],
-                    "inviteCode": code,
-                    "inviteExpiresAt": expires,
-                    "createdAt": SERVER_TIMESTAMP,
-                    "status": "open",
-                    "mode": mode,
-                    "maxMembers": max_members,
-                    "memberCount": 1,
-                    "lastActivity": SERVER_TIMESTAMP,
-                    "idleTimeoutMs": idle_timeout_s * 1000,
-                },
-                paths.member(sid, me.uid): {
-                    "name": _name(me),
-                    "role": "owner",
-                    "joinedAt": SERVER_TIMESTAMP,
-                },
-                paths.invite(code): {
-                    "sid": sid,
-                    "by": me.uid,
-                    "createdAt": SERVER_TIMESTAMP,
-                    "expiresAt": expires,
-                },
+        meta: dict[str, Any] = {
+            "owner": me.uid,
+            "title": title[:120],
+            "createdAt": SERVER_TIMESTAMP,
+            "status": "open",
+            "mode": mode,
+            "maxMembers": max_members,
+            "memberCount": 1,
+            "lastActivity": SERVER_TIMESTAMP,
+            "idleTimeoutMs": idle_timeout_s * 1000,
+        }
+        updates: dict[str, Any] = {
+            paths.meta(sid): meta,
+            paths.member(sid, me.uid): {
+                "name": _name(me),
+                "role": "owner",
+                "joinedAt": SERVER_TIMESTAMP,
             },
-        )
-        return Shared(sid, codes.display(code))
+        }
+        if invite:
+            meta.update(inviteCode=code, inviteExpiresAt=expires)
+            updates[paths.invite(code)] = {
+                "sid": sid,
+                "by": me.uid,
+                "createdAt": SERVER_TIMESTAMP,
+                "expiresAt": expires,
+            }
+        self.db.update("", updates)
+        self._names[sid] = _name(me)
+        return Shared(sid, codes.display(code) if invite else "")
 
     def join(self, typed_code: str) -> Joined:
         """Join by invite code; rejoining keeps your role (idempotent)."""
@@ -182,6 +188,7 @@ class SessionClient:
             )
         except PermissionDenied:
             raise self._why_join_failed(sid, me.uid, shown) from None
+        self._names[sid] = _name(me)
         state = self.state(sid)
         return Joined(sid, list(state.members.values()), state.messages, False)
 

@@ -1,0 +1,138 @@
+"""``emdash-fb chat`` and ``emdash-fb demo``: the interactive REPL, alone or with everything local."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from .commands import ctx_of
+
+RULES_FILE = Path(__file__).resolve().parents[2] / "rules" / "database.rules.json"
+
+
+def chat(
+    ctx: typer.Context,
+    join: str | None = typer.Option(None, "--join", help="Join a session by invite code."),
+    share: bool = typer.Option(False, "--share", help="Start a new session already shared."),
+    name: str | None = typer.Option(None, "--name", help="Your display name (new identity)."),
+) -> None:
+    """Talk with the agent and each other in a shared session."""
+    from .repl import ChatRepl
+
+    app = ctx_of(ctx)
+    if name and app.auth.current().name != name:
+        app.auth.sign_in_anonymous(name)
+    repl = ChatRepl(app, join=join, resume=app.session_override, share=share)
+    raise typer.Exit(asyncio.run(repl.run()))
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class _RunnerThread:
+    """The offline agent runner on its own thread and loop, logging to a file."""
+
+    def __init__(self, project_id: str, env: dict[str, str], log_file: Path) -> None:
+        from ..firebase.admin import RunnerDatabase
+        from ..runner.agents import load_agent
+        from ..runner.service import Runner
+        from ..runner.turn import TurnSettings
+
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        runner_log = logging.getLogger("emdash_fb.runner")
+        runner_log.addHandler(handler)
+        runner_log.setLevel(logging.INFO)
+        runner_log.propagate = False
+        self.db = RunnerDatabase("demo", project_id=project_id, env=env)
+        self.runner = Runner(
+            self.db, load_agent("echo", {"rate": "40"}), settings=TurnSettings(workdir=Path.cwd())
+        )
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="demo-runner")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self.runner.run())
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.runner.request_stop)
+        self.thread.join(10)
+        self.db.close()
+
+
+def demo(ctx: typer.Context) -> None:
+    """Start the bundled emulator, an offline agent runner and a shared REPL, all in one."""
+    from ..emulator.config import EmulatorConfig
+    from ..emulator.server import ThreadedEmulator
+    from .repl import ChatRepl
+
+    if not RULES_FILE.exists():
+        typer.echo(
+            f"error: the rules file is missing ({RULES_FILE}); run the demo from a checkout",
+            err=True,
+        )
+        raise typer.Exit(2)
+    cfg = EmulatorConfig(rules_path=RULES_FILE)
+    host = "127.0.0.1"
+    cfg.ports = {
+        "database": 9000 if _port_free(host, 9000) else 0,
+        "auth": 9099 if _port_free(host, 9099) else 0,
+    }
+    logging.getLogger("emdash_fb.emulator").setLevel(logging.WARNING)
+    emulator = ThreadedEmulator(cfg).start()
+    env = emulator.env()
+    os.environ.update(env)
+    log_file = Path(tempfile.gettempdir()) / "emdash-fb-demo-runner.log"
+    runner = _RunnerThread(cfg.project_id, dict(os.environ), log_file)
+    runner.start()
+    app = ctx_of(ctx)
+    app.env = dict(os.environ)
+    exe = shutil.which("emdash-fb") or (
+        sys.argv[0]
+        if Path(sys.argv[0]).name == "emdash-fb"
+        else f"{sys.executable} -m emdash_fb.cli.main"
+    )
+    banner: list[Any] = [
+        "emdash-fb demo: bundled emulator "
+        f"({env['FIREBASE_DATABASE_EMULATOR_HOST']}), offline echo agent (log: {log_file})",
+    ]
+    repl = ChatRepl(app, share=True)
+    original = repl.show_invite
+
+    def show_invite(code: str) -> None:
+        original(code)
+        repl.out(
+            "In a second terminal, join with:\n  "
+            + " ".join(f"{k}={v}" for k, v in env.items())
+            + f" {exe} --profile guest chat --name guest --join {code}"
+        )
+
+    repl.show_invite = show_invite  # type: ignore[method-assign]
+    for line in banner:
+        print(line, flush=True)
+    try:
+        code = asyncio.run(repl.run())
+    finally:
+        runner.stop()
+        emulator.stop()
+    raise typer.Exit(code)

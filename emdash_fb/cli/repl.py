@@ -1,0 +1,681 @@
+"""``emdash-fb chat``: the interactive shared-session REPL (prompt_toolkit + rich).
+
+The prompt runs on asyncio next to the session's live view, so incoming
+events print above the prompt (``patch_stdout``) while the user types; the
+agent's reply streams into the bottom toolbar and lands in the scrollback,
+rendered as markdown, when it is complete. Database calls are blocking
+(requests), so they run in threads and never stall the prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.key_binding import KeyBindings
+from prompt_toolkit.patch_stdout import patch_stdout
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from ..firebase.errors import FirebaseError
+from ..session import events as ev
+from ..session.errors import SessionError
+from ..session.records import SessionState
+from . import render
+from .context import AppContext
+from .safety import clean
+
+T = TypeVar("T")
+
+COMMANDS: dict[str, str] = {
+    "/share": "share this session: create an invite code",
+    "/join": "/join CODE — join another session",
+    "/who": "who is here",
+    "/leave": "leave this session (back to a private one)",
+    "/status": "session, invite, members, queue and agent at a glance",
+    "/history": "/history [N] [--full] — recent messages",
+    "/cancel": "cancel your waiting or running message",
+    "/mode": "/mode plan|code",
+    "/role": "/role NAME editor|viewer (owner)",
+    "/kick": "/kick NAME (owner)",
+    "/invite": "/invite rotate|revoke (owner)",
+    "/close": "close the session for everyone (owner)",
+    "/help": "this list",
+    "/quit": "leave the REPL (you stay a member)",
+}
+TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
+HEARTBEAT_EVERY = 15.0
+RUNNERS_POLL_EVERY = 10.0
+RUNNER_FRESH_MS = 35_000
+DOUBLE_CTRL_C = 2.0
+PREVIEW_LINES = 3
+
+
+class SlashCompleter(Completer):
+    def get_completions(self, document: Any, complete_event: Any) -> Any:
+        text = document.text_before_cursor
+        if not text.startswith("/") or " " in text:
+            return
+        for cmd, help_text in COMMANDS.items():
+            if cmd.startswith(text):
+                yield Completion(cmd, start_position=-len(text), display_meta=help_text)
+
+
+class ChatRepl:
+    def __init__(
+        self,
+        app: AppContext,
+        *,
+        join: str | None = None,
+        resume: str | None = None,
+        share: bool = False,
+        console: Console | None = None,
+    ) -> None:
+        self.app = app
+        self.join_code = join
+        self.resume = resume
+        self.share_at_start = share
+        self._console = console
+        self.sid: str | None = None
+        self.view: Any = None
+        self._view_task: asyncio.Task[None] | None = None
+        self.connection = "connecting"
+        self.agent_online = False
+        self.stream_text = ""
+        self.stream_for = ""
+        self.my_positions: dict[str, int] = {}
+        self.typing: dict[str, str] = {}
+        self.last_typing_signal = 0.0
+        self.typing_writes = 0
+        self.last_ctrl_c = 0.0
+        self.quitting = False
+        self._bg: list[asyncio.Task[Any]] = []
+        self.prompt: PromptSession[str] | None = None
+
+    # -- plumbing --------------------------------------------------------------------
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = Console(
+                file=sys.stdout, force_terminal=True, highlight=False, soft_wrap=True
+            )
+        return self._console
+
+    def out(self, renderable: RenderableType) -> None:
+        self.console.print(renderable)
+
+    def fail(self, text: str) -> None:
+        self.out(render.error(text))
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    async def guarded(self, work: Awaitable[Any]) -> Any:
+        """Run a command: user mistakes and network trouble become one red line."""
+        try:
+            return await work
+        except (SessionError, FirebaseError) as exc:
+            self.fail(str(exc))
+        return None
+
+    @property
+    def me(self) -> str:
+        return self.app.auth.current().uid
+
+    @property
+    def state(self) -> SessionState | None:
+        return (
+            self.view.state
+            if self.view is not None and self.view.deriver.tree is not None
+            else None
+        )
+
+    # -- session lifecycle -------------------------------------------------------------
+
+    async def start_session(self) -> None:
+        sessions = self.app.sessions
+        if self.join_code:
+            joined = await self.call(sessions.join, self.join_code)
+            await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
+            return
+        if self.resume:
+            await self.call(sessions.state, self.resume)
+            await self.follow(self.resume, "back in session")
+            return
+        shared = await self.call(lambda: sessions.share(invite=self.share_at_start))
+        await self.follow(
+            shared.session,
+            "new private session: /share to invite others" if not shared.invite else "",
+        )
+        if shared.invite:
+            self.show_invite(shared.invite)
+
+    async def follow(self, sid: str, hello: str) -> None:
+        from ..session.view import SessionView
+
+        await self.unfollow()
+        self.sid = sid
+        self.app.remember_session(sid)
+        self.stream_text, self.my_positions, self.typing = "", {}, {}
+        if hello:
+            self.out(render.notice(hello))
+        self.view = SessionView(
+            self.app.target, self.app.auth, self.app.sessions, sid, self.on_event
+        )
+        self._view_task = asyncio.create_task(self.view.run())
+        with contextlib.suppress(FirebaseError):
+            await self.call(self.app.sessions.heartbeat, sid)
+
+    async def unfollow(self) -> None:
+        if self.view is not None:
+            self.view.stop()
+        if self._view_task is not None:
+            with contextlib.suppress(Exception):
+                await self._view_task
+        self.view, self._view_task, self.sid = None, None, None
+
+    def show_invite(self, code: str) -> None:
+        self.out(
+            Text.assemble(
+                Text("invite code: ", style="bold"),
+                Text(code, style="bold green"),
+                Text(f"   others run: emdash-fb chat --join {code}", style="dim"),
+            )
+        )
+
+    # -- events ------------------------------------------------------------------------
+
+    def on_event(self, event: ev.Event) -> None:
+        try:
+            self._render_event(event)
+        except Exception as exc:  # rendering must never take the view down
+            self.fail(f"could not show an update: {exc}")
+        if self.prompt is not None and self.prompt.app.is_running:
+            self.prompt.app.invalidate()
+
+    def _render_event(self, event: ev.Event) -> None:
+        me = self.me
+        if isinstance(event, ev.Synced):
+            self._show_recent(event.state)
+        elif isinstance(event, ev.MessagePosted):
+            m = event.message
+            if m.role == "assistant":
+                asked = self._asker(m.reply_to)
+                self.stream_text, self.stream_for = "", ""
+                self.out(render.message(m, asked))
+            elif m.uid != me:
+                self.typing.pop(m.uid, None)  # they pressed Enter: no longer typing
+                self.out(render.message(m))
+        elif isinstance(event, ev.MessageCancelled):
+            self.out(render.notice(f"• a message from {clean(event.message.name)} was cancelled"))
+        elif isinstance(event, ev.QueueChanged):
+            self._queue_changed(event)
+        elif isinstance(event, ev.TurnStarted):
+            self.stream_text, self.stream_for = "", event.asked_by
+            self.my_positions.pop(event.turn.mid, None)
+        elif isinstance(event, ev.ReplyDelta):
+            self.stream_text += event.text
+        elif isinstance(event, ev.ToolStarted):
+            self.out(render.tool_line(event.tool.name, event.tool.detail))
+        elif isinstance(event, ev.ToolFinished):
+            first = event.tool.output.strip().splitlines()[0] if event.tool.output.strip() else ""
+            self.out(
+                render.tool_line(event.tool.name, first[:120], done=event.tool.state == "done")
+            )
+        elif isinstance(event, ev.TurnEnded):
+            turn = event.turn
+            if turn.state == "failed":
+                self.fail(f"the agent failed: {turn.error or 'unknown error'}")
+            elif turn.state == "cancelled":
+                self.out(render.notice("• the reply was cancelled", "yellow"))
+            elif turn.state == "interrupted":
+                self.out(render.notice("• the agent was interrupted; it will retry", "yellow"))
+        elif isinstance(event, ev.MemberJoined):
+            if event.member.uid != me:
+                self.out(render.member_notice(event.member, "joined", "green"))
+        elif isinstance(event, ev.MemberLeft):
+            self.typing.pop(event.member.uid, None)
+            if event.member.uid != me:
+                self.out(
+                    render.member_notice(
+                        event.member, "was removed" if event.kicked else "left", "yellow"
+                    )
+                )
+        elif isinstance(event, ev.MemberAway):
+            if event.member.uid != me:
+                self.out(render.member_notice(event.member, "is away"))
+        elif isinstance(event, ev.MemberBack):
+            if event.member.uid != me:
+                self.out(render.member_notice(event.member, "is back"))
+        elif isinstance(event, ev.RoleChanged):
+            who = "you are" if event.member.uid == me else f"{clean(event.member.name)} is"
+            self.out(render.notice(f"• {who} now {event.member.role}"))
+        elif isinstance(event, ev.Typing):
+            if event.typing:
+                self.typing[event.member.uid] = event.member.name
+            else:
+                self.typing.pop(event.member.uid, None)
+        elif isinstance(event, ev.MetaChanged):
+            pass  # the prompt and toolbar read meta live
+        elif isinstance(event, ev.SessionClosedEvent):
+            self.out(
+                render.notice(
+                    "• this session is closed: it is read-only now (/quit, or /join another)",
+                    "yellow",
+                )
+            )
+        elif isinstance(event, ev.YouWereKicked):
+            self.fail("the owner removed you from this session; /join another or /quit")
+        elif isinstance(event, ev.ConnectionChanged):
+            before, self.connection = self.connection, event.status
+            if event.status == "reconnecting" and before == "live":
+                self.out(render.notice("• connection lost; reconnecting…", "yellow"))
+            elif event.status == "live" and before == "reconnecting":
+                self.out(render.notice("• reconnected", "green"))
+
+    def _asker(self, mid: str | None) -> str | None:
+        state = self.state
+        if state is None or mid is None:
+            return None
+        return next((m.name for m in state.messages if m.id == mid), None)
+
+    def _show_recent(self, state: SessionState, n: int = 20) -> None:
+        recent = state.messages[-n:]
+        if not recent:
+            return
+        if len(state.messages) > n:
+            self.out(
+                render.notice(
+                    f"… {len(state.messages) - n} earlier messages (/history to see more)"
+                )
+            )
+        by_id = {m.id: m.name for m in state.messages}
+        for m in recent:
+            self.out(render.message(m, by_id.get(m.reply_to or ""), full=False))
+
+    def _queue_changed(self, event: ev.QueueChanged) -> None:
+        me = self.me
+        ahead: list[str] = []
+        for item, pos in event.items:
+            mine = item.uid == me and item.state == "queued" and pos > 1
+            if mine and self.my_positions.get(item.mid) != pos:
+                self.my_positions[item.mid] = pos
+                behind = clean(ahead[-1]) if ahead else "the agent"
+                self.out(render.notice(f"• queued #{pos} behind {behind}", "cyan"))
+            ahead.append(item.name)
+        live = {item.mid for item, _ in event.items}
+        for mid in list(self.my_positions):
+            if mid not in live:
+                self.my_positions.pop(mid)
+
+    # -- prompt and toolbar ---------------------------------------------------------------
+
+    def prompt_text(self) -> FormattedText:
+        state = self.state
+        mode = state.meta.mode if state is not None else "code"
+        parts = [("class:mode", f"[{mode}] ")]
+        if state is not None and state.meta.invite_code:
+            parts.append(("class:shared", f"[shared:{len(state.members)}] "))
+        elif state is not None and len(state.members) > 1:
+            parts.append(("class:shared", f"[members:{len(state.members)}] "))
+        parts.append(("", "> "))
+        return FormattedText(parts)
+
+    def agent_state(self) -> str:
+        state = self.state
+        if state is not None and any(t.state == "running" for t in state.turns.values()):
+            return "working"
+        return "idle" if self.agent_online else "offline"
+
+    def toolbar(self) -> FormattedText:
+        lines: list[tuple[str, str]] = []
+        if self.stream_text:
+            tail = clean(self.stream_text).rstrip().splitlines()[-PREVIEW_LINES:]
+            who = f" → {clean(self.stream_for)}" if self.stream_for else ""
+            lines.append(
+                ("class:stream", f" agent{who} ▸ " + "\n   ".join(t[-160:] for t in tail) + "\n")
+            )
+        if self.typing:
+            names = ", ".join(clean(n) for n in self.typing.values())
+            verb = "is" if len(self.typing) == 1 else "are"
+            lines.append(("class:typing", f" {names} {verb} typing…\n"))
+        state = self.state
+        if state is None:
+            lines.append(("class:toolbar", f" {self.connection}… "))
+            return FormattedText(lines)
+        now = self.app.sessions.now_ms()
+        online = sum(
+            1
+            for uid in state.members
+            if uid == self.me or not state.presence.get(uid) or not state.presence[uid].is_away(now)
+        )
+        code = state.meta.invite_code
+        invite = f"invite {code[:5]}-{code[5:]}" if code else "private"
+        conn = "" if self.connection == "live" else f" │ {self.connection}…"
+        lines.append(
+            (
+                "class:toolbar",
+                f" {invite} │ {online} online │ queue {len(state.queue)} │ agent {self.agent_state()}{conn} ",
+            )
+        )
+        return FormattedText(lines)
+
+    def on_text_changed(self, _buffer: Any) -> None:
+        """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
+        if self.sid is None or not self.prompt or not self.prompt.default_buffer.text:
+            return
+        if self.prompt.default_buffer.text.startswith("/"):
+            return
+        now = time.monotonic()
+        if now - self.last_typing_signal < TYPING_SIGNAL_EVERY:
+            return
+        self.last_typing_signal = now
+        self.typing_writes += 1
+        sid = self.sid
+        task = asyncio.get_running_loop().create_task(self.call(self.app.sessions.typing, sid))
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def key_bindings(self) -> KeyBindings:
+        kb = KeyBindings()
+
+        @kb.add("c-c")
+        def _(event: Any) -> None:
+            buf = event.app.current_buffer
+            if buf.text:
+                buf.reset()
+                self.last_ctrl_c = 0.0
+                return
+            now = time.monotonic()
+            if now - self.last_ctrl_c < DOUBLE_CTRL_C:
+                self.last_ctrl_c = 0.0
+                asyncio.get_running_loop().create_task(self.guarded(self.cancel_mine()))
+            else:
+                self.last_ctrl_c = now
+                self.out(
+                    render.notice("(Ctrl-C again to cancel your running message, Ctrl-D to quit)")
+                )
+
+        return kb
+
+    # -- main loop ------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        from prompt_toolkit.styles import Style
+
+        style = Style.from_dict(
+            {
+                "mode": "ansicyan bold",
+                "shared": "ansigreen bold",
+                "toolbar": "reverse",
+                "stream": "noreverse ansibrightblack",
+                "typing": "noreverse ansiyellow",
+                "bottom-toolbar": "noreverse",
+            }
+        )
+        with patch_stdout(raw=True):
+            self._console = None  # bind to the patched stdout
+            self.prompt = PromptSession(
+                history=InMemoryHistory(),
+                completer=SlashCompleter(),
+                key_bindings=self.key_bindings(),
+                style=style,
+                complete_while_typing=True,
+            )
+            self.prompt.default_buffer.on_text_changed += self.on_text_changed
+            try:
+                await self.start_session()
+            except (SessionError, FirebaseError) as exc:
+                self.fail(str(exc))
+                if self.join_code or self.resume:
+                    return 1
+            self._bg = [
+                asyncio.create_task(self._heartbeat()),
+                asyncio.create_task(self._watch_runners()),
+            ]
+            try:
+                while not self.quitting:
+                    try:
+                        line = await self.prompt.prompt_async(
+                            self.prompt_text,
+                            bottom_toolbar=self.toolbar,
+                            refresh_interval=0.25,
+                        )
+                    except EOFError:
+                        break
+                    except KeyboardInterrupt:
+                        continue
+                    await self.handle(line)
+            finally:
+                for task in self._bg:
+                    task.cancel()
+                await self.unfollow()
+        return 0
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            if self.sid is not None:
+                with contextlib.suppress(FirebaseError, SessionError):
+                    await self.call(self.app.sessions.heartbeat, self.sid)
+
+    async def _watch_runners(self) -> None:
+        while True:
+            try:
+                runners = await self.call(self.app.db.get, "runners") or {}
+                now = self.app.sessions.now_ms()
+                self.agent_online = any(
+                    isinstance(r, dict)
+                    and isinstance(r.get("heartbeat"), int | float)
+                    and now - r["heartbeat"] < RUNNER_FRESH_MS
+                    for r in runners.values()
+                )
+            except FirebaseError:
+                self.agent_online = False
+            await asyncio.sleep(RUNNERS_POLL_EVERY)
+
+    # -- input ------------------------------------------------------------------------------
+
+    async def handle(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if not text.startswith("/"):
+            await self.guarded(self.send(line.rstrip("\n")))
+            return
+        try:
+            parts = shlex.split(text)
+        except ValueError:
+            parts = text.split()
+        cmd, args = parts[0].lower(), parts[1:]
+        handler = self.commands().get(cmd)
+        if handler is None:
+            self.fail(f"unknown command {cmd}: /help lists the commands")
+            return
+        await self.guarded(handler(args))
+
+    def commands(self) -> dict[str, Callable[[list[str]], Awaitable[None]]]:
+        return {
+            "/share": self.cmd_share,
+            "/join": self.cmd_join,
+            "/who": self.cmd_who,
+            "/leave": self.cmd_leave,
+            "/status": self.cmd_status,
+            "/history": self.cmd_history,
+            "/cancel": self.cmd_cancel,
+            "/mode": self.cmd_mode,
+            "/role": self.cmd_role,
+            "/kick": self.cmd_kick,
+            "/invite": self.cmd_invite,
+            "/close": self.cmd_close,
+            "/help": self.cmd_help,
+            "/quit": self.cmd_quit,
+            "/exit": self.cmd_quit,
+        }
+
+    def need_session(self) -> str:
+        if self.sid is None:
+            raise SessionError("no session: /join CODE, or restart to get a private one")
+        return self.sid
+
+    async def send(self, text: str) -> None:
+        sid = self.need_session()
+        sent = await self.call(self.app.sessions.send, sid, text)
+        if sent.position > 1:
+            self.my_positions[sent.message] = sent.position
+            state = self.state
+            ahead = (
+                [q.name for q in state.queue if q.mid != sent.message][: sent.position - 1]
+                if state
+                else []
+            )
+            behind = clean(ahead[-1]) if ahead else "others"
+            self.out(render.notice(f"• queued #{sent.position} behind {behind}", "cyan"))
+
+    async def cmd_share(self, _args: list[str]) -> None:
+        sid = self.need_session()
+        state = self.state
+        if state is not None and state.meta.invite_code:
+            code = state.meta.invite_code
+            self.show_invite(f"{code[:5]}-{code[5:]}")
+            return
+        self.show_invite(await self.call(self.app.sessions.rotate_invite, sid))
+
+    async def cmd_join(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise SessionError("usage: /join CODE (codes look like ABCDE-FGHJK)")
+        joined = await self.call(self.app.sessions.join, args[0])
+        await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
+
+    async def cmd_who(self, _args: list[str]) -> None:
+        people = await self.call(self.app.sessions.who, self.need_session())
+        for p in people:
+            status = "away" if p.away else ("typing…" if p.typing else "here")
+            line = Text.assemble(
+                "  ",
+                render.name_text(p.member.name, p.member.uid),
+                Text(f"  {p.member.role}, {status}", style="dim"),
+            )
+            if p.member.uid == self.me:
+                line.append(" (you)", style="dim")
+            self.out(line)
+
+    async def cmd_leave(self, _args: list[str]) -> None:
+        sid = self.need_session()
+        await self.call(self.app.sessions.leave, sid)
+        await self.unfollow()
+        self.out(render.notice("• you left the session"))
+        shared = await self.call(lambda: self.app.sessions.share(invite=False))
+        await self.follow(shared.session, "new private session: /share to invite others")
+
+    async def cmd_status(self, _args: list[str]) -> None:
+        state = self.state or await self.call(self.app.sessions.state, self.need_session())
+        self.out(
+            render.status_panel(
+                state,
+                me=self.me,
+                agent=self.agent_state(),
+                connection=self.connection,
+                now_ms=self.app.sessions.now_ms(),
+            )
+        )
+
+    async def cmd_history(self, args: list[str]) -> None:
+        full = "--full" in args
+        rest = [a for a in args if a != "--full"]
+        limit = 20
+        if rest:
+            if not rest[0].isdigit() or int(rest[0]) < 1:
+                raise SessionError("usage: /history [N] [--full]")
+            limit = int(rest[0])
+        msgs = await self.call(self.app.sessions.history, self.need_session(), limit)
+        by_id = {m.id: m.name for m in msgs}
+        if not msgs:
+            self.out(render.notice("(no messages yet)"))
+        for m in msgs:
+            self.out(render.message(m, by_id.get(m.reply_to or ""), full=full))
+
+    async def cancel_mine(self) -> None:
+        state = self.state
+        if state is None:
+            raise SessionError("nothing to cancel")
+        me = self.me
+        mine = [q for q in state.queue if q.uid == me]
+        running = [q for q in mine if q.state == "running"]
+        target = (running or mine[-1:] or [None])[0]
+        if target is None:
+            raise SessionError("you have no waiting or running message to cancel")
+        outcome = await self.call(self.app.sessions.cancel, state.sid, target.mid)
+        self.out(
+            render.notice(
+                f"• {'cancelling your running message' if outcome == 'stopping' else 'your message was withdrawn'}",
+                "yellow",
+            )
+        )
+
+    async def cmd_cancel(self, _args: list[str]) -> None:
+        await self.cancel_mine()
+
+    async def cmd_mode(self, args: list[str]) -> None:
+        if len(args) != 1 or args[0] not in ("plan", "code"):
+            raise SessionError("usage: /mode plan|code")
+        await self.call(self.app.sessions.set_mode, self.need_session(), args[0])
+        self.out(render.notice(f"• mode is now {args[0]}"))
+
+    def _member_by_name(self, name: str) -> str:
+        state = self.state
+        if state is None:
+            raise SessionError("no session")
+        matches = [
+            m for m in state.members.values() if m.name.lower() == name.lower() or m.uid == name
+        ]
+        if not matches:
+            raise SessionError(f"no member called {name!r}: /who lists them")
+        if len(matches) > 1:
+            raise SessionError(f"several members are called {name!r}: use their uid")
+        return matches[0].uid
+
+    async def cmd_role(self, args: list[str]) -> None:
+        if len(args) != 2 or args[1] not in ("editor", "viewer"):
+            raise SessionError("usage: /role NAME editor|viewer")
+        await self.call(
+            self.app.sessions.set_role, self.need_session(), self._member_by_name(args[0]), args[1]
+        )
+
+    async def cmd_kick(self, args: list[str]) -> None:
+        if len(args) != 1:
+            raise SessionError("usage: /kick NAME")
+        await self.call(self.app.sessions.kick, self.need_session(), self._member_by_name(args[0]))
+
+    async def cmd_invite(self, args: list[str]) -> None:
+        if args == ["rotate"]:
+            self.show_invite(await self.call(self.app.sessions.rotate_invite, self.need_session()))
+        elif args == ["revoke"]:
+            await self.call(self.app.sessions.revoke_invite, self.need_session())
+            self.out(render.notice("• invite revoked: nobody new can join until /invite rotate"))
+        else:
+            raise SessionError("usage: /invite rotate|revoke")
+
+    async def cmd_close(self, _args: list[str]) -> None:
+        await self.call(self.app.sessions.close, self.need_session())
+
+    async def cmd_help(self, _args: list[str]) -> None:
+        for cmd, text in COMMANDS.items():
+            self.out(Text.assemble(Text(f"  {cmd:<9}", style="bold"), Text(text, style="dim")))
+        self.out(
+            render.notice(
+                "  a plain line goes to the agent · Ctrl-C clears · Ctrl-C twice cancels · Ctrl-D quits"
+            )
+        )
+
+    async def cmd_quit(self, _args: list[str]) -> None:
+        self.quitting = True
