@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -112,6 +113,8 @@ class ChatRepl:
         return self._console
 
     def out(self, renderable: RenderableType) -> None:
+        # Behind patch_stdout rich can't see the terminal; ask it each time (resizes).
+        self.console.width = shutil.get_terminal_size().columns
         self.console.print(renderable)
 
     def fail(self, text: str) -> None:
@@ -528,18 +531,8 @@ class ChatRepl:
         return self.sid
 
     async def send(self, text: str) -> None:
-        sid = self.need_session()
-        sent = await self.call(self.app.sessions.send, sid, text)
-        if sent.position > 1:
-            self.my_positions[sent.message] = sent.position
-            state = self.state
-            ahead = (
-                [q.name for q in state.queue if q.mid != sent.message][: sent.position - 1]
-                if state
-                else []
-            )
-            behind = clean(ahead[-1]) if ahead else "others"
-            self.out(render.notice(f"• queued #{sent.position} behind {behind}", "cyan"))
+        # The queue position is shown by the QueueChanged event this write causes.
+        await self.call(self.app.sessions.send, self.need_session(), text)
 
     async def cmd_share(self, _args: list[str]) -> None:
         sid = self.need_session()
