@@ -107,14 +107,12 @@ class ChatRepl:
     @property
     def console(self) -> Console:
         if self._console is None:
-            self._console = Console(
-                file=sys.stdout, force_terminal=True, highlight=False, soft_wrap=True
-            )
+            self._console = Console(file=sys.stdout, force_terminal=True, highlight=False)
         return self._console
 
     def out(self, renderable: RenderableType) -> None:
         # Behind patch_stdout rich can't see the terminal; ask it each time (resizes).
-        self.console.width = shutil.get_terminal_size().columns
+        self.console.width = max(20, shutil.get_terminal_size().columns)
         self.console.print(renderable)
 
     def fail(self, text: str) -> None:
