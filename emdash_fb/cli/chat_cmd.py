@@ -9,7 +9,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,39 +44,20 @@ def _port_free(host: str, port: int) -> bool:
     return True
 
 
-class _RunnerThread:
-    """The offline agent runner on its own thread and loop, logging to a file."""
+def _demo_runner(project_id: str, env: dict[str, str], log_file: Path) -> Any:
+    """The offline echo runner on a thread, logging to a file (not over the REPL)."""
+    from ..runner.agents import load_agent
+    from ..runner.background import RunnerThread
 
-    def __init__(self, project_id: str, env: dict[str, str], log_file: Path) -> None:
-        from ..firebase.admin import RunnerDatabase
-        from ..runner.agents import load_agent
-        from ..runner.service import Runner
-        from ..runner.turn import TurnSettings
-
-        handler = logging.FileHandler(log_file)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        runner_log = logging.getLogger("emdash_fb.runner")
-        runner_log.addHandler(handler)
-        runner_log.setLevel(logging.INFO)
-        runner_log.propagate = False
-        self.db = RunnerDatabase("demo", project_id=project_id, env=env)
-        self.runner = Runner(
-            self.db, load_agent("echo", {"rate": "40"}), settings=TurnSettings(workdir=Path.cwd())
-        )
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="demo-runner")
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.runner.run())
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.runner.request_stop)
-        self.thread.join(10)
-        self.db.close()
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    runner_log = logging.getLogger("emdash_fb.runner")
+    runner_log.addHandler(handler)
+    runner_log.setLevel(logging.INFO)
+    runner_log.propagate = False
+    return RunnerThread(
+        project_id, env, load_agent("echo", {"rate": "40"}), runner_id="demo", workdir=Path.cwd()
+    )
 
 
 def demo(ctx: typer.Context) -> None:
@@ -103,8 +83,7 @@ def demo(ctx: typer.Context) -> None:
     env = emulator.env()
     os.environ.update(env)
     log_file = Path(tempfile.gettempdir()) / "emdash-fb-demo-runner.log"
-    runner = _RunnerThread(cfg.project_id, dict(os.environ), log_file)
-    runner.start()
+    runner = _demo_runner(cfg.project_id, dict(os.environ), log_file).start()
     app = ctx_of(ctx)
     app.env = dict(os.environ)
     exe = shutil.which("emdash-fb") or (
