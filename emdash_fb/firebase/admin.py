@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import uuid
 import weakref
@@ -126,6 +127,7 @@ class Listening:
                 thread = getattr(self._reg, "_thread", None)
                 if thread is not None:
                     _closed_listener_threads.add(thread)
+                _shutdown_stream_socket(self._reg)
                 with contextlib.suppress(Exception):
                     self._reg.close()
                 self._reg = None
@@ -145,6 +147,21 @@ def _quiet_closed_listeners(args: threading.ExceptHookArgs) -> None:
 
 
 threading.excepthook = _quiet_closed_listeners
+
+
+def _shutdown_stream_socket(registration: Any) -> None:
+    """Unblock firebase-admin's reader thread before its close() joins it.
+
+    Closing the response from another thread waits for the reader's blocked
+    read, i.e. until the next keep-alive (30 s on Firebase); shutting the
+    socket down first ends that read at once.
+    """
+    resp = getattr(getattr(registration, "_sse", None), "resp", None)
+    conn = getattr(getattr(resp, "raw", None), "_connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class _NoCredential(credentials.Base):
