@@ -19,6 +19,10 @@ from ..session import paths
 from ..session.records import QueueItem, queue_order
 
 
+class NothingQueued(Exception):
+    """The session's queue is empty (its work entries are stale)."""
+
+
 @dataclass(frozen=True)
 class Claim:
     sid: str
@@ -49,14 +53,17 @@ def next_item(db: RunnerDatabase, sid: str) -> QueueItem | None:
 
 
 def try_claim(db: RunnerDatabase, sid: str, lease_s: float) -> Claim | None:
-    """Claim the session's next message, or ``None`` if it's busy, empty, or we lost the race."""
+    """Claim the session's next message, or ``None`` if it's busy or we lost the race.
+
+    Raises ``NothingQueued`` when the session has nothing waiting at all.
+    """
     lock, etag = db.get_with_etag(paths.lock(sid))
     now = _now_ms()
     if lock_is_live(lock, now) and lock.get("runner") != db.uid:
         return None
     item = next_item(db, sid)
     if item is None:
-        return None
+        raise NothingQueued(sid)
     fence = int(lock.get("fence", 0)) + 1 if isinstance(lock, dict) else 1
     lease_until = now + int(lease_s * 1000)
     new = {"mid": item.mid, "runner": db.uid, "fence": fence, "leaseUntil": lease_until}

@@ -22,7 +22,7 @@ from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError, PermissionDenied
 from ..session import paths
 from .agents import Agent
-from .lease import try_claim
+from .lease import NothingQueued, try_claim
 from .turn import Outcome, TurnRunner, TurnSettings
 
 T = TypeVar("T")
@@ -127,8 +127,8 @@ class Runner:
                 continue
             try:
                 claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
-            except PermissionDenied:
-                # Closed, idle or deleted: nothing there can be answered any more.
+            except (PermissionDenied, NothingQueued):
+                # Closed, idle, deleted or empty: nothing there can be answered.
                 await self._drop_work(sid, work)
                 continue
             except FirebaseError as exc:
@@ -148,7 +148,7 @@ class Runner:
         }
         with contextlib.suppress(FirebaseError):
             await self.call(self.db.update, "", stale)
-        log.info("session %s no longer accepts replies; dropped %d queued item(s)", sid, len(stale))
+        log.info("session %s has nothing left to answer; dropped %d work entries", sid, len(stale))
 
     async def _run_turn(self, turn: TurnRunner) -> Outcome:
         started = time.monotonic()

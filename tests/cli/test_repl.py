@@ -138,3 +138,44 @@ def test_typing_indicator_and_ctrl_c(
         alice.wait_for("the reply was cancelled", timeout=10)
     bob.line("/quit")
     assert bob.exited() == 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_emulator_goes_away_and_comes_back(tmp_path: Path, terminals: list[Terminal]) -> None:
+    from emdash_fb.emulator.config import EmulatorConfig
+    from tests.conftest import RULES
+
+    saved = tmp_path / "saved"
+
+    def emulator(import_dir: Path | None) -> ThreadedEmulator:
+        cfg = EmulatorConfig(rules_path=RULES, import_dir=import_dir, export_on_exit=saved)
+        cfg.ports = ports
+        return ThreadedEmulator(cfg, keep_alive_seconds=1.0).start()
+
+    ports = {"database": _free_port(), "auth": _free_port()}
+    emu = emulator(None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
+    env.update(emu.env(), XDG_CONFIG_HOME=str(tmp_path / "cfg"), TERM="xterm-256color")
+    alice = open_chat(env, terminals, "alice", "--share", "--name", "alice")
+    alice.wait_for("1 online")
+    emu.stop()  # the database goes away (its data is exported)
+    alice.wait_for("reconnecting", timeout=15)
+    alice.line("is anyone there?")
+    alice.wait_for("can't reach the database", timeout=60)
+    alice.line("/who")  # the REPL is still up and answers, with one clear line
+    emu = emulator(saved)  # back on the same address, with the same data
+    try:
+        alice.wait_for("reconnected", timeout=40)
+        alice.line("back again")
+        alice.wait_for("queue 1", timeout=20)
+        alice.line("/quit")
+        assert alice.exited() == 0
+    finally:
+        emu.stop()

@@ -249,3 +249,26 @@ def test_runner_cli_bad_agent_is_one_line(rules_emu: ThreadedEmulator) -> None:
 
 
 _ = pytest
+
+
+def test_session_deleted_mid_turn_and_the_runner_keeps_serving(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    alice, cy = make_user("alice"), make_user("cy")
+    doomed = alice.sessions.share().session
+    other = cy.sessions.share().session
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "10"})):
+        mid = alice.sessions.send(doomed, " ".join(["long"] * 100)).message
+        wait_for(lambda: owner_get(rules_emu, f"sessions/{doomed}/turns/{mid}/chunks"), timeout=30)
+        requests.delete(
+            f"http://{rules_emu.database_host}/sessions/{doomed}.json",
+            headers={"Authorization": "Bearer owner"},
+            timeout=10,
+        ).raise_for_status()
+        later = cy.sessions.send(other, "still there?").message
+        state = wait_for(
+            lambda: (s := cy.sessions.state(other)) and later in replies(s) and s, timeout=30
+        )
+        assert state.turns[later].state == "done"
+        # the deleted session's work entry is dropped, not retried forever
+        wait_for(lambda: mid not in (owner_get(rules_emu, "work") or {}), timeout=10)
