@@ -160,13 +160,41 @@ class StreamListener:
                 change.encoded[key] = frame("patch", rel, {k: plain(v) for k, v in items.items()})
             return [change.encoded[key]]
         if not is_prefix(base, here):
-            # The write is beside us; for patches, a child path may still reach us.
-            return []
+            return []  # the write is beside us
+        if change.kind == "patch":
+            return self._patch_from_above(change)
         old_here = at_path(change.old_root, here)
         new_here = at_path(change.new_root, here)
         if old_here == new_here:
             return []
         return [self._cached(change, "put", (), new_here, here)]
+
+    def _patch_from_above(self, change: Change) -> list[bytes]:
+        """A multi-path write based above us: only the paths that land under us.
+
+        Sending our whole subtree again (a ``put`` at ``/``) would make every
+        member re-download the whole session for each root-level update.
+        """
+        here = self.path
+        key: Any = ("patch-above", here)
+        if key in change.encoded:
+            return [change.encoded[key]] if change.encoded[key] else []
+        inside: dict[str, Json] = {}
+        replaced_whole = False
+        for p, v in change.items:
+            full = change.base + p
+            if len(full) <= len(here):
+                replaced_whole = replaced_whole or is_prefix(full, here)
+            elif is_prefix(here, full) and at_path(change.old_root, full) != v:
+                inside["/".join(full[len(here) :])] = plain(v)
+        if replaced_whole:
+            new_here = at_path(change.new_root, here)
+            changed = at_path(change.old_root, here) != new_here
+            encoded = frame("put", (), plain(new_here)) if changed else b""
+        else:
+            encoded = frame("patch", (), inside) if inside else b""
+        change.encoded[key] = encoded
+        return [encoded] if encoded else []
 
     def _cached(
         self, change: Change, event: str, rel: Path, value: Json, at: Path | None = None

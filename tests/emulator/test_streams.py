@@ -250,3 +250,18 @@ def test_stream_on_bad_query_and_bad_path_is_400(raw: RawRtdb) -> None:
 
 
 _ = (json, queue)
+
+
+def test_root_multi_path_update_sends_only_what_lands_under_the_listener(raw: RawRtdb) -> None:
+    big = {f"m{i}": "x" * 100 for i in range(50)}
+    raw.put("s/one", {"big": big, "n": 1})
+    sse = open_stream(raw, "s/one")
+    sse.next()
+    raw.patch("", {"s/one/n": 2, "s/one/new/deep": True, "s/two/x": 1, "elsewhere": 3})
+    assert sse.next() == ("patch", {"path": "/", "data": {"n": 2, "new/deep": True}})
+    raw.patch("", {"s": {"one": {"n": 3}}})  # replaces an ancestor: the whole location
+    assert sse.next() == ("put", {"path": "/", "data": {"n": 3}})
+    raw.patch("", {"elsewhere": 4})  # nothing under us: nothing sent
+    raw.patch("s", {"one/n": 5})
+    assert sse.next() == ("patch", {"path": "/", "data": {"n": 5}})
+    sse.close()
