@@ -58,17 +58,29 @@ def try_claim(db: RunnerDatabase, sid: str, lease_s: float) -> Claim | None:
     Raises ``NothingQueued`` when the session has nothing waiting at all.
     """
     lock, etag = db.get_with_etag(paths.lock(sid))
-    now = _now_ms()
-    if lock_is_live(lock, now) and lock.get("runner") != db.uid:
+    if lock_is_live(lock, _now_ms()) and lock.get("runner") != db.uid:
         return None
     item = next_item(db, sid)
     if item is None:
         raise NothingQueued(sid)
+    return claim_with(db, sid, lock, etag, item, lease_s)
+
+
+def claim_with(
+    db: RunnerDatabase, sid: str, lock: Any, etag: str, item: QueueItem, lease_s: float
+) -> Claim | None:
+    """The conditional write of a claim, given what was read (the lock and its ETag)."""
     fence = int(lock.get("fence", 0)) + 1 if isinstance(lock, dict) else 1
-    lease_until = now + int(lease_s * 1000)
+    lease_until = _now_ms() + int(lease_s * 1000)
     new = {"mid": item.mid, "runner": db.uid, "fence": fence, "leaseUntil": lease_until}
     ok, _current, _tag = db.set_if_match(paths.lock(sid), new, etag)
     if not ok:
+        return None
+    if db.get(paths.queue_item(sid, item.mid)) is None:
+        # ABA: between our reads and this write another runner answered the
+        # message and released the lock, so the free lock's ETag matched
+        # again. Let go at once rather than hold the session for a lease.
+        db.update(paths.session(sid), {"lock": None})
         return None
     taken_over = isinstance(lock, dict) and lock.get("mid") == item.mid
     return Claim(sid, item.mid, fence, lease_until, item, taken_over)

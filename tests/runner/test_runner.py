@@ -272,3 +272,27 @@ def test_session_deleted_mid_turn_and_the_runner_keeps_serving(
         assert state.turns[later].state == "done"
         # the deleted session's work entry is dropped, not retried forever
         wait_for(lambda: mid not in (owner_get(rules_emu, "work") or {}), timeout=10)
+
+
+def test_a_claim_on_an_already_answered_message_is_let_go(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    """The ETag of a free lock is the same before and after another runner's whole turn."""
+    from emdash_fb.firebase.admin import RunnerDatabase
+    from emdash_fb.runner import lease
+    from emdash_fb.session import paths
+
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    mid = alice.sessions.send(sid, "hello").message
+    db = RunnerDatabase("aba", project_id=rules_emu.project_id, env=rules_emu.env())
+    try:
+        lock, etag = db.get_with_etag(paths.lock(sid))
+        item = lease.next_item(db, sid)
+        assert lock is None and item is not None and item.mid == mid
+        with BackgroundRunner(rules_emu):  # another runner answers it meanwhile
+            wait_for(lambda: mid in replies(alice.sessions.state(sid)))
+        assert lease.claim_with(db, sid, lock, etag, item, 30) is None
+        assert owner_get(rules_emu, f"sessions/{sid}/lock") is None  # let go at once
+    finally:
+        db.close()
