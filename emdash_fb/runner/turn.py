@@ -22,7 +22,7 @@ from ..firebase.admin import RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError
 from ..session import paths
-from ..session.records import Message, history_order
+from ..session.records import SessionState
 from .agents import Agent, AgentError, ChatMessage, TextDelta, ToolResult, ToolStart, TurnInput
 from .chunks import ChunkWriter
 from .lease import Claim, renew
@@ -211,10 +211,7 @@ class TurnRunner:
         return outcome
 
     def _turn_input(self, session: dict[str, Any]) -> TurnInput:
-        raw = session.get("messages") or {}
-        msgs = history_order(
-            {k: Message.parse(k, v) for k, v in raw.items() if isinstance(v, dict)}
-        )
+        msgs = SessionState.parse(self.sid, session).messages
         current = next((m for m in msgs if m.id == self.mid), None)
         history = []
         for m in msgs:
@@ -300,21 +297,16 @@ class TurnRunner:
                 return
 
     async def _finish(self, state: str, text: str, error: str, started: float) -> Outcome:
-        body = (
-            text
-            if state == "done"
-            else (text + (f"\n\n[{state}: {error}]" if error else f"\n\n[{state}]")).strip()
-        )
+        # The reply's text is the turn's chunks: members streamed them already,
+        # so the history entry points at them instead of carrying the text again.
         base = paths.session(self.sid)
         updates: dict[str, Any] = {
             f"{base}/turns/{self.mid}/state": state,
             f"{base}/turns/{self.mid}/endedAt": SERVER_TIMESTAMP,
-            f"{base}/turns/{self.mid}/chunks": None,
             f"{base}/messages/{paths.reply_key(self.mid)}": {
                 "role": "assistant",
                 "uid": self.db.uid,
                 "name": self.agent.name,
-                "text": body or "(no reply)",
                 "at": SERVER_TIMESTAMP,
                 "replyTo": self.mid,
                 **({"state": state} if state != "done" else {}),

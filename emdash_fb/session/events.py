@@ -22,6 +22,7 @@ from .records import (
     SessionState,
     Tool,
     Turn,
+    fill_reply_text,
     queue_order,
     queue_positions,
 )
@@ -251,7 +252,11 @@ class EventDeriver:
 
     def _message_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
         added, _removed, changed = _changed(old, new)
-        posted = sorted((Message.parse(k, new[k]) for k in added), key=lambda m: (m.at, m.id))
+        turns = _d(self.tree.get("turns")) if self.tree is not None else {}
+        posted = sorted(
+            (fill_reply_text(Message.parse(k, new[k]), turns) for k in added),
+            key=lambda m: (m.at, m.id),
+        )
         for m in posted:
             shown = self._streamed.pop(m.reply_to, None) if m.reply_to else None
             if shown is not None and not m.state and m.text.startswith(shown) and m.text != shown:

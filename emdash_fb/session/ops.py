@@ -31,6 +31,7 @@ from .records import (
     Meta,
     Presence,
     SessionState,
+    fill_reply_text,
     history_order,
     queue_order,
     queue_positions,
@@ -265,8 +266,18 @@ class SessionClient:
                 raw = self.db.get(paths.messages(sid), order_by="at", limit_to_last=limit)
         except PermissionDenied:
             raise self._not_member(sid) from None
+        raw = raw or {}
+        turns = (
+            self.db.get(f"{paths.session(sid)}/turns")
+            if any(isinstance(v, dict) and v.get("role") == "assistant" for v in raw.values())
+            else None
+        )
         msgs = history_order(
-            {mid: Message.parse(mid, v) for mid, v in (raw or {}).items() if isinstance(v, dict)}
+            {
+                mid: fill_reply_text(Message.parse(mid, v), turns)
+                for mid, v in raw.items()
+                if isinstance(v, dict)
+            }
         )
         return msgs[-limit:] if limit is not None else msgs
 

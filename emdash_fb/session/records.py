@@ -7,7 +7,7 @@ writes, but a consumer must never crash on one odd record).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ROLES = ("owner", "editor", "viewer")
@@ -225,6 +225,20 @@ class Turn:
         return self.state in ("done", "failed", "cancelled", "interrupted")
 
 
+def fill_reply_text(message: Message, turns: Any) -> Message:
+    """An agent reply's text is its turn's chunks (streamed once, never written twice).
+
+    A failed or cancelled reply also says why, after what was streamed.
+    """
+    if message.role != "assistant" or message.text or not message.reply_to:
+        return message
+    turn = Turn.parse(message.reply_to, _dict(turns).get(message.reply_to))
+    text = turn.text
+    if turn.error and turn.state in ("failed", "cancelled"):
+        text = f"{text}\n\n[{turn.state}: {turn.error}]".strip()
+    return replace(message, text=text or "(no reply)")
+
+
 @dataclass(frozen=True)
 class SessionState:
     """Everything a member can see of one session, parsed from the tree."""
@@ -247,7 +261,10 @@ class SessionState:
             {uid: Presence.parse(v) for uid, v in _dict(d.get("presence")).items()},
             queue_order({mid: QueueItem.parse(mid, v) for mid, v in _dict(d.get("queue")).items()}),
             history_order(
-                {mid: Message.parse(mid, v) for mid, v in _dict(d.get("messages")).items()}
+                {
+                    mid: fill_reply_text(Message.parse(mid, v), d.get("turns"))
+                    for mid, v in _dict(d.get("messages")).items()
+                }
             ),
             {mid: Turn.parse(mid, v) for mid, v in _dict(d.get("turns")).items()},
         )
