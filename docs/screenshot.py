@@ -37,10 +37,20 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
         env.update(emu.env(), XDG_CONFIG_HOME=cfg, TERM="xterm-256color")
         with BackgroundRunner(emu, load_agent("echo", {"rate": "8"}), workdir=ROOT):
-            alice = Terminal([*EXE, "--profile", "alice", "chat", "--share", "--name", "alice"], env, cols=78, rows=24)
+            alice = Terminal(
+                [*EXE, "--profile", "alice", "chat", "--share", "--name", "alice"],
+                env,
+                cols=78,
+                rows=24,
+            )
             code = re.search(r"invite code: (\S+)", alice.wait_for("invite code:")).group(1)  # type: ignore[union-attr]
             alice.wait_for("1 online")
-            bob = Terminal([*EXE, "--profile", "bob", "chat", "--join", code, "--name", "bob"], env, cols=78, rows=24)
+            bob = Terminal(
+                [*EXE, "--profile", "bob", "chat", "--join", code, "--name", "bob"],
+                env,
+                cols=78,
+                rows=24,
+            )
             bob.wait_for("joined session")
             alice.line("what files are in this repo? please ls")
             time.sleep(1.0)
