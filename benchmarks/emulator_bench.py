@@ -122,21 +122,23 @@ def serve_emulator(config_path: str) -> None:
     asyncio.run(serve())
 
 
-class EmulatorProcess:
-    """The emulator (database only, allow-all rules, free port) in its own process."""
+class ChildServer:
+    """A server in its own process (own session, so Ctrl-C reaches only us).
 
-    def __init__(self, workdir: Path) -> None:
+    ``spawn`` starts it and reads its stdout until ``ready`` matches;
+    ``stop`` asks it to finish with SIGTERM, then kills it. Subclasses say
+    how to start their server and what its ready line looks like.
+    """
+
+    def __init__(self, workdir: Path, log_name: str = "emulator.log") -> None:
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.log_path = workdir / "emulator.log"
+        self.log_path = workdir / log_name
 
-    def start(self) -> EmulatorProcess:
-        config = self.workdir / "firebase.json"
-        config.write_text(json.dumps({"emulators": {"database": {"host": HOST, "port": 0}}}))
+    def spawn(self, args: list[str], ready: re.Pattern[bytes]) -> re.Match[bytes]:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", str(config)],
+                args,
                 cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -148,29 +150,21 @@ class EmulatorProcess:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         with selectors.DefaultSelector() as sel:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while (m := re.search(rb"FIREBASE_DATABASE_EMULATOR_HOST=[\d.]+:(\d+)", out)) is None:
+            while (m := ready.search(out)) is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self.proc.poll() is not None:
-                    raise RuntimeError(f"emulator did not start: {self.log_tail()}")
+                    raise RuntimeError(f"server did not start: {self.log_tail()}")
                 if sel.select(min(remaining, 0.5)):
                     chunk = os.read(self.proc.stdout.fileno(), 4096)
                     if not chunk:
-                        raise RuntimeError(f"emulator exited at start: {self.log_tail()}")
+                        raise RuntimeError(f"server exited at start: {self.log_tail()}")
                     out += chunk
-        self.port = int(m.group(1))
-        return self
+        return m
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
-
-    def rss_kb(self) -> int:
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        if m is None:
-            raise RuntimeError("no VmRSS for the emulator process")
-        return int(m.group(1))
 
     def log_tail(self) -> str:
         try:
@@ -190,11 +184,36 @@ class EmulatorProcess:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
 
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmulatorProcess(ChildServer):
+    """The emulator (database only, allow-all rules, free port) in its own process."""
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.port = 0
+
+    def start(self) -> EmulatorProcess:
+        config = self.workdir / "firebase.json"
+        config.write_text(json.dumps({"emulators": {"database": {"host": HOST, "port": 0}}}))
+        m = self.spawn(
+            [sys.executable, str(Path(__file__).resolve()), "--serve-emulator", str(config)],
+            re.compile(rb"FIREBASE_DATABASE_EMULATOR_HOST=[\d.]+:(\d+)"),
+        )
+        self.port = int(m.group(1))
+        return self
+
+    def rss_kb(self) -> int:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        if m is None:
+            raise RuntimeError("no VmRSS for the emulator process")
+        return int(m.group(1))
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
 
 
 # -- a minimal keep-alive HTTP/1.1 client (writers) ---------------------------

@@ -60,7 +60,6 @@ import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
 import re
-import selectors
 import signal
 import statistics
 import subprocess
@@ -75,7 +74,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emulator_bench, when imported
 
-from emulator_bench import CpuMeter, HttpConnection, machine_info, percentile  # noqa: E402
+from emulator_bench import (  # noqa: E402
+    ChildServer,
+    CpuMeter,
+    HttpConnection,
+    machine_info,
+    percentile,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules" / "database.rules.json"
@@ -186,54 +191,25 @@ def request_kind(request: Any) -> str:
     return f"{who} {method} {place}"
 
 
-class EmulatorProcess:
+class EmulatorProcess(ChildServer):
     """The emulators (real rules + auth, free ports) in their own process."""
 
     def __init__(self, workdir: Path, *, count_requests: bool = False, script: Path | None = None):
-        self.workdir = workdir
+        super().__init__(workdir)
         self.count_requests = count_requests
         self.script = script or Path(__file__).resolve()
-        self.proc: subprocess.Popen[bytes] | None = None
         self.env: dict[str, str] = {}
-        self.log_path = workdir / "emulator.log"
 
     def start(self) -> EmulatorProcess:
         args = [sys.executable, str(self.script), "--serve-emulator"]
         if self.count_requests:
             args.append("--count-requests")
-        with self.log_path.open("ab") as logf:
-            self.proc = subprocess.Popen(
-                args,
-                cwd=REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=logf,
-                start_new_session=True,  # Ctrl-C reaches us; we stop it ourselves
-            )
-        assert self.proc.stdout is not None
-        out = b""
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"READY\n" not in out:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.proc.poll() is not None:
-                    raise RuntimeError(f"emulator did not start: {self.log_tail()}")
-                if sel.select(min(remaining, 0.5)):
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        raise RuntimeError(f"emulator exited at start: {self.log_tail()}")
-                    out += chunk
-        for line in out.decode().splitlines():
+        m = self.spawn(args, re.compile(rb"(?s)^(.*)READY\n"))
+        for line in m.group(1).decode().splitlines():
             name, sep, value = line.partition("=")
             if sep and name.startswith("FIREBASE_"):
                 self.env[name] = value
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
 
     @property
     def port(self) -> int:
@@ -252,29 +228,8 @@ class EmulatorProcess:
         with urllib.request.urlopen(url + (f"&{query}" if query else ""), timeout=30) as reply:
             return json.loads(reply.read())
 
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:] or "(empty log)"
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()  # stops cleanly on SIGTERM
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
     def __enter__(self) -> EmulatorProcess:
         return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def process_cpu_seconds(pid: int) -> float:
