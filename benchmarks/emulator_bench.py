@@ -975,7 +975,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 @contextlib.contextmanager
-def _signals() -> Iterator[None]:
+def handle_signals() -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         yield
@@ -984,7 +984,7 @@ def _signals() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    with _signals():
+    with handle_signals():
         try:
             code = main()
         except KeyboardInterrupt:

@@ -67,7 +67,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,8 @@ from emulator_bench import (  # noqa: E402
     ChildServer,
     CpuMeter,
     HttpConnection,
+    Terminated,
+    handle_signals,
     machine_info,
     percentile,
 )
@@ -1089,23 +1091,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.check and not all(g["pass"] for g in report["goals"]):
         return 1
     return 0
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so that the cleanup in main() runs."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def handle_signals() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def run_main(fn: Callable[[], int]) -> None:
