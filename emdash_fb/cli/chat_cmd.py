@@ -37,6 +37,9 @@ def chat(
 
 def _port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
+        # as the server binds (reuse_address): a just-stopped demo's TIME_WAIT
+        # sockets must not push a restarted one off the standard ports
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
