@@ -4,8 +4,9 @@ Everything runs against the bundled emulators (RTDB with the real rules file,
 plus Auth) in their own process, reached only over 127.0.0.1. The runner is
 the real product process, ``emdash-fb runner`` (``python -m emdash_fb.cli.main
 runner``), started as a subprocess with its defaults unless stated: 4
-sessions in parallel, 30 s lease, chunks flushed every 100 ms or 1,024
-bytes, and a claim poll every 15 s (``max(0.5, lease / 2)``), so new work is
+sessions in parallel, 30 s lease, the first chunk of a reply flushed after
+100 ms, later ones once they hold 128 bytes (at most 250 ms) or 1,024 bytes
+(see ``emdash_fb/runner/chunks.py``), and a claim poll every 15 s (``max(0.5, lease / 2)``), so new work is
 noticed through its listener on ``/work`` (firebase-admin's SSE stream),
 not the poll. Members are real identities with a live ``SessionView`` each,
 in a spawned member process (see ``session_bench.py``); the sender is the
@@ -29,7 +30,10 @@ session's owner in this process.
    stream received from ``TurnStarted`` until the reply's ``MessagePosted``,
    relative to ``len(reply)`` (UTF-8). Two agents: the echo agent (whose reply
    repeats the ~1,000-word question) and a ``command`` agent printing 1,000
-   words at 100 words/s in answer to a one-line question.
+   words at 100 words/s in answer to a one-line question. For comparison (not
+   a goal), the echo agent again with ``--min-chunk-bytes 0``: a flush every
+   100 ms whatever its size. Each also reports the median gap between the
+   reply updates the member sees.
 4. **turns/s** - 20 sessions (one owner each), 5 messages sent to each at once
    from 20 threads, with 1 and 2 runner processes (echo ``rate=0``);
    time from the first send until ``/work`` is empty. Then every message must
@@ -336,6 +340,7 @@ def measure_stream(
     reply_bytes = len(reply_text.encode())
     during = reply[3] - start[3]
     streamed = deltas[-1][3] - start[3] if deltas else 0
+    gaps = sorted((b[2] - a[2]) / 1e6 for a, b in zip(deltas, deltas[1:], strict=False))
     return {
         "agent": agent,
         "tokens": tokens,
@@ -355,6 +360,7 @@ def measure_stream(
         "member_bytes_final_write": reply[3] - (deltas[-1][3] if deltas else start[3]),
         "member_bytes_from_send": reply[3] - marks0["bytes"],
         "bytes_per_reply_byte": round(during / max(1, reply_bytes), 2),
+        "update_gap_p50_ms": round(percentile(gaps, 50), 1),
     }
 
 
@@ -499,7 +505,7 @@ def print_table(report: dict[str, Any]) -> None:
         rows.append(
             (
                 "member bytes per reply byte, short replies as history grows",
-                f"{first:.1f} -> {last:.0f}",
+                f"{first:.2f} -> {last:.2f}",
                 "",
                 f"first-token turns: 1st counted turn (4 messages before it) -> last "
                 f"({r0['history_messages_at_end'] - 2} before it)",
@@ -507,11 +513,11 @@ def print_table(report: dict[str, Any]) -> None:
         )
     for st in report.get("stream", []):
         r0 = st["runs"][0]
-        if st["agent"] == "echo":
+        if st["agent"].startswith("echo"):
             runs = " ".join(f"{r['writes_per_s']:.1f}" for r in st["runs"])
             rows.append(
                 (
-                    "runner writes/s per streaming turn (echo rate=100)",
+                    f"runner writes/s per streaming turn ({st['agent']}, rate=100)",
                     f"{st['median_writes_per_s']:.1f}",
                     runs,
                     f"{st['median_writes_per_1000_tokens']:.0f} writes per 1,000 tokens, "
@@ -525,7 +531,8 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{st['median_bytes_per_reply_byte']:.2f}",
                 runs,
                 f"reply {r0['reply_bytes']} B: chunks {r0['member_bytes_chunks']} B + "
-                f"final write {r0['member_bytes_final_write']} B",
+                f"final write {r0['member_bytes_final_write']} B; an update every "
+                f"{st['median_update_gap_ms']:.0f} ms",
             )
         )
     for tp in report.get("turns", []):
@@ -562,6 +569,8 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     for st in report.get("stream", []):
+        if not st.get("goal", True):
+            continue
         if st["agent"] == "echo":
             out.append(
                 {
@@ -663,13 +672,18 @@ def run_stream(workdir: Path, s: Settings) -> list[dict[str, Any]]:
     out = []
     script = workdir / "prose_agent.py"
     script.write_text(PROSE_AGENT)
-    agents = {
-        "echo": ("--agent-opt", f"rate={s.stream_rate:g}"),
+    echo = ("--agent-opt", f"rate={s.stream_rate:g}")
+    variants: dict[str, tuple[str, tuple[str, ...]]] = {
+        "echo": ("echo", echo),
+        "echo --min-chunk-bytes 0": ("echo", (*echo, "--min-chunk-bytes", "0")),
         "command": (
-            "--agent",
             "command",
-            "--agent-opt",
-            f"cmd={sys.executable} {script} {s.stream_tokens} {s.stream_rate:g} '{VOCAB_TEXT}'",
+            (
+                "--agent",
+                "command",
+                "--agent-opt",
+                f"cmd={sys.executable} {script} {s.stream_tokens} {s.stream_rate:g} '{VOCAB_TEXT}'",
+            ),
         ),
     }
     with contextlib.ExitStack() as stack:
@@ -679,27 +693,29 @@ def run_stream(workdir: Path, s: Settings) -> list[dict[str, Any]]:
         env = user_env(emu, workdir / "config")
         host = MemberProcess()
         stack.callback(host.stop)
-        for agent, args in agents.items():
-            runner = RunnerProcess(runner_env(emu, workdir), workdir, f"stream-{agent}", *args)
+        for k, (label, (agent, args)) in enumerate(variants.items()):
+            runner = RunnerProcess(runner_env(emu, workdir), workdir, f"stream{k}-{agent}", *args)
             try:
                 runner.wait_ready()
-                log(f"streaming ({agent} agent): runner pid {runner.pid}, member pid {host.pid}")
+                log(f"streaming ({label}): runner pid {runner.pid}, member pid {host.pid}")
                 runs = []
                 for run in range(s.runs):
-                    r = measure_stream(emu, host, env, run, agent, s)
+                    r = measure_stream(emu, host, env, 10 * k + run, agent, s)
                     log(
                         f"  run {run + 1}/{s.runs}: {r['tokens']} tokens in {r['turn_seconds']} s, "
                         f"{r['turn_writes']} runner writes ({r['writes_per_s']}/s, "
                         f"{r['writes_per_1000_tokens']} per 1,000 tokens; {r['runner_writes']}), "
                         f"member got {r['member_bytes_during_reply']} B for a "
-                        f"{r['reply_bytes']} B reply ({r['bytes_per_reply_byte']}x)"
+                        f"{r['reply_bytes']} B reply ({r['bytes_per_reply_byte']}x), "
+                        f"an update every {r['update_gap_p50_ms']:.0f} ms"
                     )
                     runs.append(r)
             finally:
                 runner.stop()
             out.append(
                 {
-                    "agent": agent,
+                    "agent": label,
+                    "goal": label in ("echo", "command"),
                     "rate": s.stream_rate,
                     "runs": runs,
                     "median_writes_per_s": median([r["writes_per_s"] for r in runs]),
@@ -709,6 +725,7 @@ def run_stream(workdir: Path, s: Settings) -> list[dict[str, Any]]:
                     "median_bytes_per_reply_byte": median(
                         [r["bytes_per_reply_byte"] for r in runs]
                     ),
+                    "median_update_gap_ms": median([r["update_gap_p50_ms"] for r in runs]),
                 }
             )
     return out

@@ -39,10 +39,19 @@ def runner(
         None, "--id", help="Runner id (default: host-pid-random)."
     ),
     flush_ms: int = typer.Option(
-        100, "--flush-ms", min=10, help="Flush reply text at least this often."
+        100, "--flush-ms", min=10, help="Show the first reply text this soon."
     ),
     flush_bytes: int = typer.Option(
-        1024, "--flush-bytes", min=16, help="...or when this much is buffered."
+        1024, "--flush-bytes", min=16, help="Flush at once when this much is buffered."
+    ),
+    min_chunk_bytes: int = typer.Option(
+        128,
+        "--min-chunk-bytes",
+        min=0,
+        help="While text flows, hold chunks until this big (0: flush every --flush-ms).",
+    ),
+    max_flush_ms: int = typer.Option(
+        250, "--max-flush-ms", min=10, help="...but never hold text longer than this."
     ),
     retries: int = typer.Option(
         1, "--retries", min=0, help="Retries of a turn interrupted mid-reply."
@@ -76,6 +85,8 @@ def runner(
         lease_s=lease,
         flush_interval=flush_ms / 1000,
         flush_bytes=flush_bytes,
+        min_chunk_bytes=min_chunk_bytes,
+        max_flush_delay=max(max_flush_ms, flush_ms) / 1000,
         max_attempts=retries + 1,
         workdir=workdir.resolve(),
     )

@@ -2,9 +2,10 @@
 
 queued -> running -> done | failed | cancelled (or interrupted, when the
 runner must let go). Text streams through a ``ChunkWriter``; tool events are
-written as they happen; the final text is written once, to
-``messages/<mid>~a``, in the same atomic write that ends the turn, deletes
-the queue item and work entry and releases the lock.
+written as they happen; the reply ``messages/<mid>~a`` is posted in the same
+atomic write that ends the turn, deletes the queue item and work entry and
+releases the lock. Its text is the turn's kept chunks, not a second copy, so
+members who watched it stream never download it twice.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TurnSettings:
     lease_s: float = 30.0
     flush_interval: float = 0.1
     flush_bytes: int = 1024
+    min_chunk_bytes: int = 128  # while text flows, hold a chunk until it is this big...
+    max_flush_delay: float = 0.25  # ...but at most this long (see chunks.py)
     max_attempts: int = 2  # the first try plus one retry after an interruption
     workdir: Path = Path(".")
 
@@ -142,6 +145,8 @@ class TurnRunner:
             self._write_chunks,
             flush_interval=self.settings.flush_interval,
             flush_bytes=self.settings.flush_bytes,
+            min_chunk_bytes=self.settings.min_chunk_bytes,
+            max_delay=self.settings.max_flush_delay,
         )
         writer.start()
         watch = asyncio.create_task(self._watch_cancel())

@@ -124,6 +124,76 @@ def test_chunks_are_coalesced(make_user: MakeUser, rules_emu: ThreadedEmulator) 
     assert 3 <= max(seen) <= 25
 
 
+def _streamed_chunks(
+    make_user: MakeUser, emu: ThreadedEmulator, text: str, **settings: Any
+) -> list[str]:
+    """The chunks of one echo reply (100 words/s) to ``text``, in order."""
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    with BackgroundRunner(emu, load_agent("echo", {"rate": "100"}), **settings):
+        mid = alice.sessions.send(sid, text).message
+        wait_for(
+            lambda: (owner_get(emu, f"sessions/{sid}/turns/{mid}/state") or "") == "done",
+            timeout=30,
+        )
+    return chunk_texts(owner_get(emu, f"sessions/{sid}/turns/{mid}/chunks"))
+
+
+def chunk_texts(chunks: Any) -> list[str]:
+    """A turn's chunks in order (keys "000000".. may come back as an array)."""
+    if isinstance(chunks, list):
+        return [c for c in chunks if c is not None]
+    return [chunks[k] for k in sorted(chunks)]
+
+
+def test_chunks_flowing_text_waits_for_min_chunk_bytes_but_the_first_does_not(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    # A long max delay makes the size rule the only thing that flushes mid-stream.
+    chunks = _streamed_chunks(
+        make_user,
+        rules_emu,
+        " ".join(f"w{i}" for i in range(80)),
+        min_chunk_bytes=128,
+        max_flush_delay=5.0,
+    )
+    sizes = [len(c.encode()) for c in chunks]
+    assert len(sizes) >= 3, sizes
+    assert sizes[0] < 128, sizes  # the reply starts after flush_interval, however small
+    assert all(n >= 128 for n in sizes[1:-1]), sizes
+
+
+def test_chunks_min_chunk_bytes_zero_flushes_on_every_interval(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    chunks = _streamed_chunks(
+        make_user, rules_emu, " ".join(f"w{i}" for i in range(80)), min_chunk_bytes=0
+    )
+    sizes = sorted(len(c.encode()) for c in chunks)
+    # ~10 words per 100 ms flush: most chunks are far below the default 128 bytes
+    assert sizes[len(sizes) // 2] < 100, sizes
+
+
+def test_chunks_text_after_a_tool_is_shown_promptly(
+    make_user: MakeUser, rules_emu: ThreadedEmulator, tmp_path: Path
+) -> None:
+    for i in range(8):
+        (tmp_path / f"file-{i}.txt").write_text("x")
+    chunks = _streamed_chunks(
+        make_user,
+        rules_emu,
+        "ls " + " ".join(f"w{i}" for i in range(60)),  # mid-burst when the tool starts
+        min_chunk_bytes=128,
+        max_flush_delay=5.0,
+        workdir=tmp_path,
+    )
+    after_tool = next(i for i, c in enumerate(chunks) if c.startswith("The working folder has"))
+    # the tool event flushed what came before; the text after it opens a new burst,
+    # flushed after flush_interval instead of waiting for 128 bytes
+    assert after_tool < len(chunks) - 1, chunks
+    assert len(chunks[after_tool].encode()) < 128, chunks
+
+
 def test_agent_error_fails_the_turn_and_the_runner_keeps_serving(
     make_user: MakeUser, rules_emu: ThreadedEmulator, tmp_path: Path
 ) -> None:
@@ -242,6 +312,29 @@ def test_sigterm_hands_back_the_turn(make_user: MakeUser, rules_emu: ThreadedEmu
     with BackgroundRunner(rules_emu):
         state = wait_for(lambda: (s := alice.sessions.state(sid)) and mid in replies(s) and s)
     assert state.turns[mid].state == "done" and state.turns[mid].attempt == 2
+
+
+def test_runner_cli_chunk_options_reach_the_writer(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    proc = _runner_process(
+        rules_emu,
+        *("--agent-opt", "rate=100", "--min-chunk-bytes", "300", "--max-flush-ms", "5000"),
+    )
+    try:
+        mid = alice.sessions.send(sid, " ".join(f"w{i}" for i in range(150))).message
+        wait_for(
+            lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/state") == "done",
+            timeout=40,
+        )
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    chunks = chunk_texts(owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/chunks"))
+    sizes = [len(t.encode()) for t in chunks]
+    assert len(sizes) >= 3 and all(n >= 300 for n in sizes[1:-1]), sizes
 
 
 def test_runner_cli_bad_agent_is_one_line(rules_emu: ThreadedEmulator) -> None:
