@@ -235,7 +235,7 @@ def reply_text_of(message: dict[str, Any], turn: dict[str, Any]) -> str:
     if isinstance(message.get("text"), str):
         return message["text"]
     chunks = turn.get("chunks") or {}
-    return "".join(chunks[k] for k in sorted(chunks))
+    return "".join(chunks[k] for k in sorted(chunks, key=lambda k: (len(k), k)))
 
 
 # -- 1. first token ---------------------------------------------------------------------------

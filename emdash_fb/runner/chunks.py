@@ -12,8 +12,11 @@ longer than ``max_delay``): every chunk event a member downloads costs ~90
 bytes of stream framing, so chunks of a few words would cost more framing
 than text. ``min_chunk_bytes=0`` gives a plain ``flush_interval`` cadence.
 
-Writes are strictly sequential, so chunk keys (zero-padded sequence numbers)
-arrive in order and each byte of the reply is written, and downloaded, once.
+Writes are strictly sequential, so chunk keys arrive in order and each byte
+of the reply is written, and downloaded, once. Keys are ``c`` and a
+zero-padded sequence number: never all digits, because Firebase treats
+integer-like keys (leading zeros included) as numbers and may render a dense
+set of them as a JSON array.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections.abc import Awaitable, Callable
 
 
 def chunk_key(seq: int) -> str:
-    return f"{seq:06d}"
+    return f"c{seq:06d}"
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

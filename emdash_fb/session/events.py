@@ -282,7 +282,7 @@ class EventDeriver:
                 out.append(TurnStarted(after, asked))
                 before = None
             old_chunks = before.chunks if before is not None else {}
-            fresh = [k for k in sorted(after.chunks) if k not in old_chunks]
+            fresh = [k for k in after.chunk_keys() if k not in old_chunks]
             if before is None:
                 self._streamed[mid] = ""
             if fresh:

@@ -216,9 +216,13 @@ class Turn:
             _int(d.get("attempt"), 1),
         )
 
+    def chunk_keys(self) -> list[str]:
+        """Chunk keys in write order (``c000000``.. ; past a million they grow a digit)."""
+        return sorted(self.chunks, key=lambda k: (len(k), k))
+
     @property
     def text(self) -> str:
-        return "".join(self.chunks[k] for k in sorted(self.chunks))
+        return "".join(self.chunks[k] for k in self.chunk_keys())
 
     @property
     def finished(self) -> bool:

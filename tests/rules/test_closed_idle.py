@@ -82,7 +82,7 @@ OPERATIONS: list[tuple[str, Op]] = [
     ("runner-hand-back", lambda t: t.runner.update(_hand_back(t))),
     (
         "runner-chunk",
-        lambda t: t.runner.patch(t.s.path(f"turns/{t.running}/chunks"), {"0": "partial"}),
+        lambda t: t.runner.patch(t.s.path(f"turns/{t.running}/chunks"), {"c000000": "partial"}),
     ),
     (
         "runner-finish",

@@ -127,22 +127,28 @@ def test_runner_cannot_write_user_messages(team: Team) -> None:
 
 def test_runner_streams_chunks_and_tools(team: Team) -> None:
     turn = team.s.path(f"turns/{team.running}")
-    ok(team.runner.patch(f"{turn}/chunks", {"0": "Hel", "1": "lo"}))
+    ok(team.runner.patch(f"{turn}/chunks", {"c000000": "Hel", "c000001": "lo"}))
     ok(team.runner.patch(f"{turn}/tools", {"t1": {"name": "grep", "state": "started"}}))
-    assert team.world.value(f"{turn}/chunks") == ["Hel", "lo"]
+    assert team.world.value(f"{turn}/chunks") == {"c000000": "Hel", "c000001": "lo"}
 
 
 @pytest.mark.parametrize("who", USERS)
 def test_users_cannot_stream(team: Team, who: str) -> None:
     turn = team.s.path(f"turns/{team.running}")
     a = actor(team, who)
-    denied(a.patch(f"{turn}/chunks", {"0": "injected"}))
+    denied(a.patch(f"{turn}/chunks", {"c000000": "injected"}))
     denied(a.patch(f"{turn}/tools", {"t1": {"name": "rm"}}))
     denied(a.put(f"{turn}/error", "boom"))
 
 
 @pytest.mark.parametrize(
-    ("chunks", "label"), [({"x": "a"}, "non-numeric-seq"), ({"0": 5}, "non-text")]
+    ("chunks", "label"),
+    [
+        ({"x": "a"}, "non-numeric-seq"),
+        ({"000000": "a"}, "integer-like-seq"),
+        ({"c1": "a"}, "short-seq"),
+        ({"c000000": 5}, "non-text"),
+    ],
 )
 def test_chunk_shape(team: Team, chunks: dict[str, Any], label: str) -> None:
     turn = team.s.path(f"turns/{team.running}")
@@ -298,7 +304,7 @@ def test_runner_that_lost_its_lease_is_stopped(team: Team) -> None:
     ok(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() - 1))
     ok(r2.put(team.s.path("lock"), model.lock(team.running, r2.uid, fence=2)))
     turn = team.s.path(f"turns/{team.running}")
-    denied(team.runner.patch(f"{turn}/chunks", {"000000": "late"}))
+    denied(team.runner.patch(f"{turn}/chunks", {"c000000": "late"}))
     denied(team.runner.update(finish_body(team)))
     denied(team.runner.put(team.s.path("lock/leaseUntil"), model.now_ms() + 60_000))
     ok(r2.update(model.finish_turn(team.s.sid, team.running, r2.uid, "answer")))
@@ -316,7 +322,7 @@ def test_turn_writes_need_the_lock_for_that_message(team: Team) -> None:
 
 def test_runner_without_any_lock_writes_no_turn(team: Team) -> None:
     ok(team.runner.delete(team.s.path("lock")))
-    denied(team.runner.patch(team.s.path(f"turns/{team.running}/chunks"), {"000000": "x"}))
+    denied(team.runner.patch(team.s.path(f"turns/{team.running}/chunks"), {"c000000": "x"}))
     denied(team.runner.update(finish_body(team)))
 
 

@@ -139,11 +139,10 @@ def _streamed_chunks(
     return chunk_texts(owner_get(emu, f"sessions/{sid}/turns/{mid}/chunks"))
 
 
-def chunk_texts(chunks: Any) -> list[str]:
-    """A turn's chunks in order (keys "000000".. may come back as an array)."""
-    if isinstance(chunks, list):
-        return [c for c in chunks if c is not None]
-    return [chunks[k] for k in sorted(chunks)]
+def chunk_texts(chunks: dict[str, str]) -> list[str]:
+    """A turn's chunks in write order."""
+    assert all(k.startswith("c") for k in chunks), chunks  # never integer-like keys
+    return [chunks[k] for k in sorted(chunks, key=lambda k: (len(k), k))]
 
 
 def test_chunks_flowing_text_waits_for_min_chunk_bytes_but_the_first_does_not(
