@@ -15,8 +15,8 @@ than text. ``min_chunk_bytes=0`` gives a plain ``flush_interval`` cadence.
 Writes are strictly sequential, so chunk keys arrive in order and each byte
 of the reply is written, and downloaded, once. Keys are ``c`` and a
 zero-padded sequence number: never all digits, because Firebase treats
-integer-like keys (leading zeros included) as numbers and may render a dense
-set of them as a JSON array.
+integer-like keys (leading zeros included) as numbers, and whether REST reads
+render a dense set of them as a JSON array is not documented.
 """
 
 from __future__ import annotations
