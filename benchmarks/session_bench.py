@@ -685,6 +685,8 @@ def measure_cpu_chunks(
     chunk_mb: float,
 ) -> dict[str, Any]:
     """One listener; reply chunks of ``chunk_bytes`` (admin PATCHes of the runner's shape)."""
+    from emdash_fb.runner.chunks import chunk_key
+
     owner = sign_in(env, f"cpuc{run}owner", "owner")
     shared = owner.sessions.share()
     sid = shared.session
@@ -718,7 +720,7 @@ def measure_cpu_chunks(
         if status != 200:
             raise RuntimeError(f"turn write refused: {status} {body[:200]!r}")
         for seq in range(min(s.chunks_per_turn, total - written)):
-            payload = json.dumps({f"{seq:06d}": chunk}).encode()
+            payload = json.dumps({chunk_key(seq): chunk}).encode()
             status, body = conn.request("PATCH", f"{base}/{mid}/chunks.json?auth=owner", payload)
             if status != 200:
                 raise RuntimeError(f"chunk write refused: {status} {body[:200]!r}")
