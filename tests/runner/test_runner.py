@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import requests
 
 from emdash_fb.cli.context import AppContext
@@ -341,9 +340,6 @@ def test_runner_cli_bad_agent_is_one_line(rules_emu: ThreadedEmulator) -> None:
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0
     assert out.strip().count("\n") == 0 and "nope" in out and "Traceback" not in out
-
-
-_ = pytest
 
 
 def test_session_deleted_mid_turn_and_the_runner_keeps_serving(
