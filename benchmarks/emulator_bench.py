@@ -28,28 +28,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
-import math
 import multiprocessing as mp
 import multiprocessing.connection as mpc
 import os
-import platform
 import re
 import resource
 import selectors
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from benchlib import (
+    bench_parser,
+    finish_report,
+    log,
+    median,
+    percentile,
+    plan,
+    print_goals,
+    print_rows,
+    run_main,
+    run_sections,
+    start_report,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "emulator.json"
@@ -465,14 +474,6 @@ class ListenerProcess:
 # -- measurements ---------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
-    return sorted_values[rank - 1]
-
-
 def check_delivery(drained: dict[str, Any], writes: int, listeners: int) -> int:
     """How many events the listeners missed (0 when all writes reached all listeners)."""
     expected = (writes + 1) * listeners  # + the end marker
@@ -614,74 +615,6 @@ def measure_memory(workdir: Path, worker: ListenerProcess, streams: int) -> dict
 # -- reporting -------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        cpu = m.group(1).strip() if m else ""
-    mem_kb = 0
-    with contextlib.suppress(OSError):
-        m = re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M)
-        mem_kb = int(m.group(1)) if m else 0
-    commit, emulator_changed = "", None
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = _git("rev-parse", "--short", "HEAD")
-        emulator_changed = bool(_git("status", "--porcelain", "--", "emdash_fb/emulator"))
-    aiohttp_version = ""
-    with contextlib.suppress(Exception):
-        from importlib.metadata import version
-
-        aiohttp_version = version("aiohttp")
-    return {
-        "nproc": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "memory_mb": mem_kb // 1024,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "aiohttp": aiohttp_version,
-        "git_commit": commit,
-        "emulator_has_uncommitted_changes": emulator_changed,
-    }
-
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=5
-    ).stdout.strip()
-
-
-class CpuMeter:
-    """CPU used by other processes on the machine while we measure (they skew every figure).
-
-    Machine-wide busy time from /proc/stat minus what this process and its
-    reaped children (emulators, listener worker) used, per second of wall time.
-    """
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float, float]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # not idle/iowait
-        own = 0.0
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-            usage = resource.getrusage(who)
-            own += usage.ru_utime + usage.ru_stime
-        return time.monotonic(), busy, own
-
-    def other_cpus(self) -> float:
-        """Average number of CPUs kept busy by other processes since ``start``."""
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
-        return round(max(0.0, (busy1 - busy0) - (own1 - own0)) / max(1e-9, t1 - t0), 2)
-
-
-def median(values: list[float]) -> float:
-    return round(statistics.median(values), 3) if values else float("nan")
-
-
 def layout_text(nproc: int | None) -> str:
     return (
         "emulator: a subprocess running EmulatorServer as `emdash-fb emulators start` does "
@@ -725,22 +658,8 @@ def print_table(report: dict[str, Any]) -> None:
                 f"RSS {rss['rss_before_kb'] // 1024}->{rss['rss_after_kb'] // 1024} MB",
             )
         )
-    header = ("measure", "median", "runs", "note")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    print()
-    print(line(header))
-    print(line(tuple("-" * w for w in widths)))
-    for r in rows:
-        print(line(r))
-    print()
-    for g in report["goals"]:
-        mark = "PASS" if g["pass"] else "FAIL"
-        print(f"  {mark}  {g['name']}: {g['value']} (goal {g['goal']})")
-    print()
+    print_rows(rows, ("measure", "median", "runs", "note"))
+    print_goals(report["goals"])
 
 
 def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -791,10 +710,6 @@ def raise_fd_limit(wanted: int) -> None:
         new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def run_writes(workdir: Path, worker: ListenerProcess, s: Settings) -> list[dict[str, Any]]:
@@ -868,129 +783,30 @@ def run_memory(workdir: Path, worker: ListenerProcess, s: Settings) -> dict[str,
     }
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="one short run of each (~30 s)")
-    p.add_argument(
-        "--only",
-        choices=("writes", "latency", "memory"),
-        action="append",
-        help="run only these measurements (repeatable)",
-    )
-    p.add_argument("--runs", type=int, help="repetitions of each measurement")
-    p.add_argument(
-        "--out",
-        type=Path,
-        help=f"results file (default: {DEFAULT_OUT.relative_to(REPO)} for a full run of all "
-        "measurements; --quick and --only only print unless --out is given)",
-    )
-    p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
-    p.add_argument("--serve-emulator", metavar="CONFIG", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+SECTIONS = ("writes", "latency", "memory")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    p = bench_parser(__doc__.split("\n\n")[0] if __doc__ else None, SECTIONS, DEFAULT_OUT)
+    p.add_argument("--serve-emulator", metavar="CONFIG", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.serve_emulator:
         serve_emulator(args.serve_emulator)
         return 0
     raise_fd_limit(4 * Settings().idle_streams)
-    s = Settings.quick() if args.quick else Settings()
-    if args.runs is not None:
-        s.runs = max(1, min(args.runs, 20))
-    only = set(args.only or ("writes", "latency", "memory"))
-    out_path: Path | None = args.out
-    if out_path is None and not args.quick and len(only) == 3:
-        out_path = DEFAULT_OUT
-
-    machine = machine_info()
-    report: dict[str, Any] = {
-        "benchmark": "emdash-fb emulator",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if args.quick else "full",
-        "machine": machine,
-        "layout": layout_text(machine["nproc"]),
-        "settings": asdict(s),
-    }
-    log(f"{report['benchmark']} benchmark ({report['mode']}, {s.runs} run(s) each)")
-    log(f"layout: {report['layout']}")
-    meter = CpuMeter()
-    time.sleep(1.0)
-    busy = meter.other_cpus()
-    report["background"] = {"other_cpus_before_start": busy}
-    if busy > 0.2:
-        log(f"warning: {busy:.2f} CPUs already busy with other work; figures will be low")
-    meter = CpuMeter()
+    s, only, out_path = plan(args, Settings, SECTIONS, DEFAULT_OUT)
+    report, meter = start_report("emdash-fb emulator", args.quick, s, layout_text(os.cpu_count()))
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="emdash-bench-")))
         worker = ListenerProcess()
         stack.callback(worker.stop)
-        if "writes" in only:
-            report["writes"] = run_writes(workdir, worker, s)
-        if "latency" in only:
-            report["latency"] = run_latency(workdir, worker, s)
-        if "memory" in only:
-            report["memory"] = run_memory(workdir, worker, s)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    report["background"]["other_cpus_during_run"] = meter.other_cpus()
-    report["background"]["loadavg_1min"] = round(os.getloadavg()[0], 2)
-    report["goals"] = goals(report)
-
-    print(
-        f"\n{report['benchmark']} benchmark, {report['date']} ({report['mode']}, medians of "
-        f"{s.runs} run(s), {report['seconds']} s)"
-    )
-    print(
-        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}, "
-        f"aiohttp {machine['aiohttp']}, commit {machine['git_commit']}"
-    )
-    print(f"layout: {report['layout']}")
-    bg = report["background"]
-    print(
-        f"other processes on the machine: {bg['other_cpus_before_start']:.2f} CPUs busy before "
-        f"start, {bg['other_cpus_during_run']:.2f} on average during the run"
-        + (
-            " (figures skewed: rerun on an idle machine)"
-            if bg["other_cpus_during_run"] > 0.2
-            else ""
-        )
-    )
-    print_table(report)
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {out_path}")
-    if args.check and not all(g["pass"] for g in report["goals"]):
-        return 1
-    return 0
-
-
-class Terminated(BaseException):
-    """SIGTERM, turned into an exception so that the cleanup in main() runs."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated()
-
-
-@contextlib.contextmanager
-def handle_signals() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        sections = [("writes", "writes", run_writes), ("latency", "latency", run_latency)]
+        sections.append(("memory", "memory", run_memory))
+        run_sections(report, only, sections, workdir, worker, s)
+    passed = finish_report(report, meter, started, goals, print_table, out_path)
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":
-    with handle_signals():
-        try:
-            code = main()
-        except KeyboardInterrupt:
-            log("interrupted; child processes stopped")
-            code = 130
-        except Terminated:
-            log("terminated; child processes stopped")
-            code = 143
-    sys.exit(code)
+    run_main(main)

@@ -49,7 +49,6 @@ table is printed; a full run writes ``benchmarks/results/runner.json``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -66,21 +65,26 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from emulator_bench import percentile  # noqa: E402
-from session_bench import (  # noqa: E402
-    EmulatorProcess,
-    MemberProcess,
+from benchlib import (  # noqa: E402
+    bench_parser,
     finish_report,
     log,
     median,
-    now_ns,
+    percentile,
+    plan,
     print_goals,
     print_rows,
-    process_cpu_seconds,
     run_main,
+    run_sections,
+    start_report,
+)
+from session_bench import (  # noqa: E402
+    EmulatorProcess,
+    MemberProcess,
+    now_ns,
+    process_cpu_seconds,
     setup_members,
     sign_in,
-    start_report,
     user_env,
 )
 
@@ -764,46 +768,20 @@ def run_turns(workdir: Path, s: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="one short run of each (~30 s)")
-    p.add_argument(
-        "--only",
-        choices=("first", "stream", "turns"),
-        action="append",
-        help="run only these measurements (repeatable)",
-    )
-    p.add_argument("--runs", type=int, help="repetitions of each measurement")
-    p.add_argument(
-        "--out",
-        type=Path,
-        help=f"results file (default: {DEFAULT_OUT.relative_to(REPO)} for a full run of all "
-        "measurements; --quick and --only only print unless --out is given)",
-    )
-    p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
-    return p.parse_args(argv)
+SECTIONS = ("first", "stream", "turns")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    s = Settings.quick() if args.quick else Settings()
-    if args.runs is not None:
-        s.runs = max(1, min(args.runs, 20))
-    only = set(args.only or ("first", "stream", "turns"))
-    out_path: Path | None = args.out
-    if out_path is None and not args.quick and len(only) == 3:
-        out_path = DEFAULT_OUT
+    args = bench_parser(
+        __doc__.split("\n\n")[0] if __doc__ else None, SECTIONS, DEFAULT_OUT
+    ).parse_args(argv)
+    s, only, out_path = plan(args, Settings, SECTIONS, DEFAULT_OUT)
     report, meter = start_report("emdash-fb runner", args.quick, s, layout_text(os.cpu_count()))
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="emdash-runner-bench-") as tmp:
-        workdir = Path(tmp)
-        sections = {"first": ("first_token", run_first_token), "stream": ("stream", run_stream)}
-        sections["turns"] = ("turns", run_turns)
-        for name, (key, fn) in sections.items():
-            if name in only:
-                t = time.monotonic()
-                report[key] = fn(workdir, s)
-                log(f"({name}: {time.monotonic() - t:.1f} s)")
+        sections = [("first", "first_token", run_first_token), ("stream", "stream", run_stream)]
+        sections.append(("turns", "turns", run_turns))
+        run_sections(report, only, sections, Path(tmp), s)
     report["methods"] = {
         "first_token": "t0 = CLOCK_MONOTONIC before SessionClient.send() (owner, this process); "
         "t1 = CLOCK_MONOTONIC in the member's SessionView on_event for the turn's first "
@@ -818,10 +796,8 @@ def main(argv: list[str] | None = None) -> int:
         "turns": "first send until GET /work?shallow=true is empty (polled every 20 ms); "
         "then each session read whole (admin) and the runner logs parsed",
     }
-    finish_report(report, meter, started, goals, print_table, out_path)
-    if args.check and not all(g["pass"] for g in report["goals"]):
-        return 1
-    return 0
+    passed = finish_report(report, meter, started, goals, print_table, out_path)
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":

@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import json
 import multiprocessing as mp
@@ -61,28 +60,31 @@ import multiprocessing.connection as mpc
 import os
 import re
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emulator_bench, when imported
 
-from emulator_bench import (  # noqa: E402
-    ChildServer,
-    CpuMeter,
-    HttpConnection,
-    Terminated,
-    handle_signals,
-    machine_info,
+from benchlib import (  # noqa: E402
+    bench_parser,
+    finish_report,
+    log,
+    median,
     percentile,
+    plan,
+    print_goals,
+    print_rows,
+    run_main,
+    run_sections,
+    start_report,
 )
+from emulator_bench import ChildServer, HttpConnection  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "rules" / "database.rules.json"
@@ -97,14 +99,6 @@ GOAL_P99_MS_10 = 50.0
 def now_ns() -> int:
     """A clock shared by every process on the machine (CLOCK_MONOTONIC)."""
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def median(values: list[float]) -> float:
-    return round(statistics.median(values), 3) if values else float("nan")
 
 
 # -- the emulator process -------------------------------------------------------
@@ -805,27 +799,6 @@ def cpu_result(
 # -- reporting -----------------------------------------------------------------------------
 
 
-def print_rows(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    print()
-    print(line(header))
-    print(line(tuple("-" * w for w in widths)))
-    for r in rows:
-        print(line(r))
-    print()
-
-
-def print_goals(goals: list[dict[str, Any]]) -> None:
-    for g in goals:
-        mark = "PASS" if g["pass"] else "FAIL"
-        print(f"  {mark}  {g['name']}: {g['value']} (goal {g['goal']})")
-    print()
-
-
 def print_table(report: dict[str, Any]) -> None:
     rows: list[tuple[str, ...]] = []
     for lat in report.get("latency", []):
@@ -958,128 +931,33 @@ def run_listener_cpu(workdir: Path, s: Settings) -> list[dict[str, Any]]:
     return out
 
 
-def start_report(benchmark: str, quick: bool, settings: Any, layout: str) -> tuple[dict, CpuMeter]:
-    machine = machine_info()
-    # What was measured, if not exactly the commit: uncommitted product changes.
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--", "emdash_fb", "rules"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout
-        machine["product_uncommitted_changes"] = [ln[3:] for ln in status.splitlines()]
-    report: dict[str, Any] = {
-        "benchmark": benchmark,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "mode": "quick" if quick else "full",
-        "machine": machine,
-        "layout": layout,
-        "settings": asdict(settings),
-    }
-    log(f"{benchmark} benchmark ({report['mode']}, {settings.runs} run(s) each)")
-    log(f"layout: {layout}")
-    meter = CpuMeter()
-    time.sleep(1.0)
-    busy = meter.other_cpus()
-    report["background"] = {"other_cpus_before_start": busy}
-    if busy > 0.2:
-        log(f"warning: {busy:.2f} CPUs already busy with other work; figures will be skewed")
-    return report, CpuMeter()
+SECTIONS = ("latency", "cpu")
 
 
-def finish_report(
-    report: dict[str, Any],
-    meter: CpuMeter,
-    started: float,
-    goals_fn: Callable[[dict[str, Any]], list[dict[str, Any]]],
-    table_fn: Callable[[dict[str, Any]], None],
-    out_path: Path | None,
-) -> None:
-    report["seconds"] = round(time.monotonic() - started, 1)
-    report["background"]["other_cpus_during_run"] = meter.other_cpus()
-    report["background"]["loadavg_1min"] = round(os.getloadavg()[0], 2)
-    report["goals"] = goals_fn(report)
-    machine = report["machine"]
-    runs = report["settings"]["runs"]
-    print(
-        f"\n{report['benchmark']} benchmark, {report['date']} ({report['mode']}, medians of "
-        f"{runs} run(s), {report['seconds']} s)"
-    )
-    dirty = machine.get("product_uncommitted_changes")
-    print(
-        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), Python {machine['python']}, "
-        f"aiohttp {machine['aiohttp']}, commit {machine['git_commit']}"
-        + (f" plus uncommitted changes to {', '.join(dirty)}" if dirty else "")
-    )
-    print(f"layout: {report['layout']}")
-    bg = report["background"]
-    print(
-        f"other processes on the machine: {bg['other_cpus_before_start']:.2f} CPUs busy before "
-        f"start, {bg['other_cpus_during_run']:.2f} on average during the run (this benchmark's "
-        "own children excluded only once reaped)"
-    )
-    table_fn(report)
-    if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"results written to {out_path}")
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--quick", action="store_true", help="one short run of each (~30 s)")
-    p.add_argument(
-        "--only", choices=("latency", "cpu"), action="append", help="run only these (repeatable)"
-    )
-    p.add_argument("--runs", type=int, help="repetitions of each measurement")
+def main(argv: list[str] | None = None) -> int:
+    p = bench_parser(__doc__.split("\n\n")[0] if __doc__ else None, SECTIONS, DEFAULT_OUT)
     p.add_argument(
         "--members", type=int, action="append", help="member counts for latency (repeatable)"
     )
     p.add_argument("--member-procs", type=int, help="member worker processes (default 2)")
-    p.add_argument(
-        "--out",
-        type=Path,
-        help=f"results file (default: {DEFAULT_OUT.relative_to(REPO)} for a full run of both "
-        "measurements; --quick and --only only print unless --out is given)",
-    )
-    p.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     p.add_argument("--serve-emulator", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--count-requests", action="store_true", help=argparse.SUPPRESS)
-    return p.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = p.parse_args(argv)
     if args.serve_emulator:
         serve_emulator(args.count_requests)
         return 0
-    s = Settings.quick() if args.quick else Settings()
-    if args.runs is not None:
-        s.runs = max(1, min(args.runs, 20))
+    s, only, out_path = plan(args, Settings, SECTIONS, DEFAULT_OUT, narrowed=bool(args.members))
     if args.members:
         s.members = tuple(max(2, min(50, n)) for n in args.members)
     if args.member_procs is not None:
         s.member_procs = max(1, min(args.member_procs, 16))
-    only = set(args.only or ("latency", "cpu"))
-    out_path: Path | None = args.out
-    if out_path is None and not args.quick and len(only) == 2 and not args.members:
-        out_path = DEFAULT_OUT
     report, meter = start_report(
         "emdash-fb session", args.quick, s, layout_text(os.cpu_count(), s.member_procs)
     )
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="emdash-session-bench-") as tmp:
-        workdir = Path(tmp)
-        for name, key, fn in (
-            ("latency", "latency", run_latency),
-            ("cpu", "listener_cpu", run_listener_cpu),
-        ):
-            if name in only:
-                t = time.monotonic()
-                report[key] = fn(workdir, s)
-                log(f"({name}: {time.monotonic() - t:.1f} s)")
+        sections = [("latency", "latency", run_latency), ("cpu", "listener_cpu", run_listener_cpu)]
+        run_sections(report, only, sections, Path(tmp), s)
     report["methods"] = {
         "latency": "t0 = CLOCK_MONOTONIC just before SessionClient.send() in the sender; "
         "t1 = CLOCK_MONOTONIC in the receiving SessionView's on_event callback for the "
@@ -1089,23 +967,8 @@ def main(argv: list[str] | None = None) -> int:
         "stream (sse.read_events wrapped in that process); wire_mb = bytes its aiohttp "
         "connections received (aiohttp's ResponseHandler.data_received wrapped)",
     }
-    finish_report(report, meter, started, goals, print_table, out_path)
-    if args.check and not all(g["pass"] for g in report["goals"]):
-        return 1
-    return 0
-
-
-def run_main(fn: Callable[[], int]) -> None:
-    with handle_signals():
-        try:
-            code = fn()
-        except KeyboardInterrupt:
-            log("interrupted; child processes stopped")
-            code = 130
-        except Terminated:
-            log("terminated; child processes stopped")
-            code = 143
-    sys.exit(code)
+    passed = finish_report(report, meter, started, goals, print_table, out_path)
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":
