@@ -83,7 +83,7 @@ from session_bench import (  # noqa: E402
     MemberProcess,
     now_ns,
     process_cpu_seconds,
-    setup_members,
+    session_with_watcher,
     sign_in,
     user_env,
 )
@@ -248,15 +248,7 @@ def reply_text_of(message: dict[str, Any], turn: dict[str, Any]) -> str:
 def measure_first_token(
     emu: EmulatorProcess, host: MemberProcess, env: dict[str, str], run: int, s: Settings
 ) -> dict[str, Any]:
-    owner = sign_in(env, f"ft{run}owner", "alice")
-    shared = owner.sessions.share()
-    sid = shared.session
-    setup_members(
-        [host],
-        env,
-        sid,
-        [{"profile": f"ft{run}bob", "name": "bob", "sign_in": True, "invite": shared.invite}],
-    )
+    owner, sid = session_with_watcher(host, env, (f"ft{run}owner", "alice"), (f"ft{run}bob", "bob"))
     first, started, posted, ratios = [], [], [], []
     incomplete = 0
     for i in range(2 + s.first_samples):  # two warm-up turns first
@@ -306,21 +298,8 @@ def measure_stream(
     agent: str,
     s: Settings,
 ) -> dict[str, Any]:
-    owner = sign_in(env, f"st{agent}{run}owner", "alice")
-    shared = owner.sessions.share()
-    sid = shared.session
-    setup_members(
-        [host],
-        env,
-        sid,
-        [
-            {
-                "profile": f"st{agent}{run}bob",
-                "name": "bob",
-                "sign_in": True,
-                "invite": shared.invite,
-            }
-        ],
+    owner, sid = session_with_watcher(
+        host, env, (f"st{agent}{run}owner", "alice"), (f"st{agent}{run}bob", "bob")
     )
     question = words(s.stream_tokens - 20) if agent == "echo" else "please write at length"
     time.sleep(0.3)

@@ -526,6 +526,19 @@ def setup_members(
     return uids
 
 
+def session_with_watcher(
+    host: MemberProcess, env: dict[str, str], owner: tuple[str, str], member: tuple[str, str]
+) -> tuple[Any, str]:
+    """(the owner's context, session id): ``owner`` (profile, name) shares a session and
+    ``member`` (profile, name) joins it in ``host``, its view watching."""
+    owner_ctx = sign_in(env, *owner)
+    shared = owner_ctx.sessions.share()
+    profile, name = member
+    spec = {"profile": profile, "name": name, "sign_in": True, "invite": shared.invite}
+    setup_members([host], env, shared.session, [spec])
+    return owner_ctx, shared.session
+
+
 def user_env(emu: EmulatorProcess, config_dir: Path) -> dict[str, str]:
     """What ``AppContext`` needs to be a user of these emulators (and nothing of ours)."""
     base = {
@@ -681,14 +694,8 @@ def measure_cpu_chunks(
     """One listener; reply chunks of ``chunk_bytes`` (admin PATCHes of the runner's shape)."""
     from emdash_fb.runner.chunks import chunk_key
 
-    owner = sign_in(env, f"cpuc{run}owner", "owner")
-    shared = owner.sessions.share()
-    sid = shared.session
-    setup_members(
-        [host],
-        env,
-        sid,
-        [{"profile": f"cpuc{run}m1", "name": "listener", "sign_in": True, "invite": shared.invite}],
+    owner, sid = session_with_watcher(
+        host, env, (f"cpuc{run}owner", "owner"), (f"cpuc{run}m1", "listener")
     )
     conn = HttpConnection(emu.port)
     chunk = ("lorem ipsum dolor sit amet " * (chunk_bytes // 27 + 1))[:chunk_bytes]
@@ -737,14 +744,8 @@ def measure_cpu_messages(
     emu: EmulatorProcess, host: MemberProcess, env: dict[str, str], run: int, s: Settings
 ) -> dict[str, Any]:
     """One listener; the owner sends ``messages`` user messages of ``message_chars``."""
-    owner = sign_in(env, f"cpum{run}owner", "owner")
-    shared = owner.sessions.share()
-    sid = shared.session
-    setup_members(
-        [host],
-        env,
-        sid,
-        [{"profile": f"cpum{run}m1", "name": "listener", "sign_in": True, "invite": shared.invite}],
+    owner, sid = session_with_watcher(
+        host, env, (f"cpum{run}owner", "owner"), (f"cpum{run}m1", "listener")
     )
     text = ("lorem ipsum dolor sit amet " * (s.message_chars // 27 + 1))[: s.message_chars]
     time.sleep(0.3)
