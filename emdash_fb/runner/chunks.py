@@ -64,8 +64,12 @@ class ChunkWriter:
         self._closing = False
         self._burst_start = True  # the next chunk opens a burst: no size wait
         self.text = ""  # everything added so far
-        self.writes = 0
         self.error: BaseException | None = None
+
+    @property
+    def writes(self) -> int:
+        """Chunks written so far (one key each)."""
+        return self._seq
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -100,7 +104,6 @@ class ChunkWriter:
             self._have_data.clear()
             key = chunk_key(self._seq)
             self._seq += 1
-            self.writes += 1
             await self._write({key: data})
             self._burst_start = opens_burst
 
