@@ -17,6 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..session import codes
 from ..session.records import Member, Message, SessionState
 from .safety import clean
 
@@ -108,9 +109,7 @@ def status_panel(
     table.add_column(style="bold")
     table.add_column()
     role = state.members.get(me).role if me in state.members else "-"
-    invite = (
-        f"{meta.invite_code[:5]}-{meta.invite_code[5:]}" if meta.invite_code else "none (private)"
-    )
+    invite = codes.display(meta.invite_code) if meta.invite_code else "none (private)"
     table.add_row("session", Text(state.sid))
     if meta.title:
         table.add_row("title", Text(clean(meta.title)))

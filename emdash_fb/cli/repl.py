@@ -28,6 +28,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..firebase.errors import FirebaseError
+from ..session import codes
 from ..session import events as ev
 from ..session.errors import SessionError
 from ..session.records import SessionState
@@ -96,8 +97,8 @@ class ChatRepl:
         self.my_positions: dict[str, int] = {}
         self.typing: dict[str, str] = {}
         self.last_typing_signal = 0.0
-        self.typing_writes = 0
         self.last_ctrl_c = 0.0
+        self._me: str | None = None
         self.quitting = False
         self._bg: list[asyncio.Task[Any]] = []
         self.prompt: PromptSession[str] | None = None
@@ -131,7 +132,11 @@ class ChatRepl:
 
     @property
     def me(self) -> str:
-        return self.app.auth.current().uid
+        # Read once: the profile's uid never changes, and auth.current() takes a
+        # lock and may refresh over the network (this runs on every redraw).
+        if self._me is None:
+            self._me = self.app.auth.current().uid
+        return self._me
 
     @property
     def state(self) -> SessionState | None:
@@ -354,14 +359,14 @@ class ChatRepl:
         if state is None:
             lines.append(("class:toolbar", f" {self.connection}… "))
             return FormattedText(lines)
-        now = self.app.sessions.now_ms()
+        now, me = self.app.sessions.now_ms(), self.me
         online = sum(
             1
             for uid in state.members
-            if uid == self.me or not state.presence.get(uid) or not state.presence[uid].is_away(now)
+            if uid == me or not state.presence.get(uid) or not state.presence[uid].is_away(now)
         )
         code = state.meta.invite_code
-        invite = f"invite {code[:5]}-{code[5:]}" if code else "private"
+        invite = f"invite {codes.display(code)}" if code else "private"
         conn = "" if self.connection == "live" else f" │ {self.connection}…"
         lines.append(
             (
@@ -381,7 +386,6 @@ class ChatRepl:
         if now - self.last_typing_signal < TYPING_SIGNAL_EVERY:
             return
         self.last_typing_signal = now
-        self.typing_writes += 1
         sid = self.sid
         task = asyncio.get_running_loop().create_task(self.call(self.app.sessions.typing, sid))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
@@ -536,8 +540,7 @@ class ChatRepl:
         sid = self.need_session()
         state = self.state
         if state is not None and state.meta.invite_code:
-            code = state.meta.invite_code
-            self.show_invite(f"{code[:5]}-{code[5:]}")
+            self.show_invite(codes.display(state.meta.invite_code))
             return
         self.show_invite(await self.call(self.app.sessions.rotate_invite, sid))
 

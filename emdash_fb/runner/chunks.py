@@ -63,7 +63,7 @@ class ChunkWriter:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._burst_start = True  # the next chunk opens a burst: no size wait
-        self.text = ""  # everything added so far
+        self.chars = 0  # characters added so far
         self.error: BaseException | None = None
 
     @property
@@ -77,7 +77,7 @@ class ChunkWriter:
     def add(self, text: str) -> None:
         if not text:
             return
-        self.text += text
+        self.chars += len(text)
         self._buffer.append(text)
         before = self._size
         self._size += len(text.encode("utf-8"))

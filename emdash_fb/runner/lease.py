@@ -16,7 +16,7 @@ from typing import Any
 
 from ..firebase.admin import RunnerDatabase
 from ..session import paths
-from ..session.records import QueueItem, queue_order
+from ..session.records import QueueItem, parse_queue
 
 
 class NothingQueued(Exception):
@@ -28,9 +28,7 @@ class Claim:
     sid: str
     mid: str
     fence: int
-    lease_until: int
     item: QueueItem
-    taken_over: bool  # the lock was held by a runner whose lease ran out, on this message
 
 
 def _now_ms() -> int:
@@ -46,9 +44,7 @@ def lock_is_live(lock: Any, now_ms: int) -> bool:
 
 
 def next_item(db: RunnerDatabase, sid: str) -> QueueItem | None:
-    raw = db.get(paths.queue(sid)) or {}
-    items = {k: QueueItem.parse(k, v) for k, v in raw.items() if isinstance(v, dict)}
-    ordered = queue_order(items)
+    ordered = parse_queue(db.get(paths.queue(sid)))
     return ordered[0] if ordered else None
 
 
@@ -82,8 +78,7 @@ def claim_with(
         # again. Let go at once rather than hold the session for a lease.
         db.update(paths.session(sid), {"lock": None})
         return None
-    taken_over = isinstance(lock, dict) and lock.get("mid") == item.mid
-    return Claim(sid, item.mid, fence, lease_until, item, taken_over)
+    return Claim(sid, item.mid, fence, item)
 
 
 def renew(db: RunnerDatabase, claim: Claim, lease_s: float) -> int | None:

@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..firebase.admin import RunnerDatabase
@@ -28,12 +27,6 @@ from .turn import Outcome, TurnRunner, TurnSettings
 T = TypeVar("T")
 log = logging.getLogger("emdash_fb.runner")
 HEARTBEAT_SECONDS = 10.0
-
-
-@dataclass
-class RunnerStats:
-    turns: dict[str, int] = field(default_factory=dict)
-    outcomes: list[tuple[str, str, Outcome]] = field(default_factory=list)
 
 
 class Runner:
@@ -57,7 +50,6 @@ class Runner:
             max_workers=concurrency * 3 + 4, thread_name_prefix="runner-io"
         )
         self.active: dict[str, tuple[TurnRunner, asyncio.Task[Outcome]]] = {}
-        self.stats = RunnerStats()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,12 +91,8 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             with contextlib.suppress(FirebaseError):
-                await self.call(self.db.delete, paths.runner(self._rid))
+                await self.call(self.db.delete, paths.runner(self.db.uid))
             self.executor.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def _rid(self) -> str:
-        return self.db.uid
 
     def _on_work_event(self, _event: str, _path: str, _data: Any) -> None:
         if self._loop is not None:
@@ -162,8 +150,6 @@ class Runner:
         finally:
             self.active.pop(turn.sid, None)
             self._wake.set()  # the session may have more queued
-        self.stats.turns[outcome.state] = self.stats.turns.get(outcome.state, 0) + 1
-        self.stats.outcomes.append((turn.sid, turn.mid, outcome))
         log.info(
             "turn %s/%s by %s: %s in %.1fs, %d chars, %d chunks, attempt %d%s",
             turn.sid,
@@ -193,7 +179,7 @@ class Runner:
             with contextlib.suppress(FirebaseError):
                 await self.call(
                     self.db.set,
-                    paths.runner(self._rid),
+                    paths.runner(self.db.uid),
                     {
                         "heartbeat": SERVER_TIMESTAMP,
                         "agent": self.agent.name,

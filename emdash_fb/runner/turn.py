@@ -94,7 +94,11 @@ class TurnRunner:
     async def run(self) -> Outcome:
         started = time.monotonic()
         turn_path = paths.turn(self.sid, self.mid)
-        previous = await self.call(self.db.get, turn_path)
+        # One read: the session holds this message's earlier attempt, if any.
+        session = await self.call(self.db.get, paths.session(self.sid))
+        if not isinstance(session, dict):
+            return Outcome("lost", error="session deleted")
+        previous = (session.get("turns") or {}).get(self.mid)
         self._started = isinstance(previous, dict)
         if isinstance(previous, dict):
             self.attempt = int(previous.get("attempt", 1)) + (
@@ -103,7 +107,7 @@ class TurnRunner:
         if self.attempt > self.settings.max_attempts:
             return await self._finish(
                 "failed",
-                "",
+                0,
                 f"the runner stopped mid-reply {self.attempt - 1} times; not retrying",
                 started,
             )
@@ -118,12 +122,9 @@ class TurnRunner:
                     "endedAt": SERVER_TIMESTAMP,
                 },
             )
-        session = await self.call(self.db.get, paths.session(self.sid))
-        if not isinstance(session, dict):
-            return Outcome("lost", error="session deleted")
         if self.claim.item.uid not in (session.get("members") or {}):
             return await self._finish(
-                "failed", "", "the author is no longer a member of this session", started
+                "failed", 0, "the author is no longer a member of this session", started
             )
         turn_input = self._turn_input(session)
         await self.call(
@@ -195,7 +196,7 @@ class TurnRunner:
         if state == "lost":
             return Outcome(
                 "lost",
-                len(writer.text),
+                writer.chars,
                 writer.writes,
                 time.monotonic() - started,
                 error,
@@ -205,13 +206,13 @@ class TurnRunner:
             await self._hand_back()
             return Outcome(
                 "interrupted",
-                len(writer.text),
+                writer.chars,
                 writer.writes,
                 time.monotonic() - started,
                 "",
                 self.attempt,
             )
-        outcome = await self._finish(state, writer.text, error, started)
+        outcome = await self._finish(state, writer.chars, error, started)
         outcome.chunks = writer.writes
         return outcome
 
@@ -301,7 +302,7 @@ class TurnRunner:
                 self._lost.set()
                 return
 
-    async def _finish(self, state: str, text: str, error: str, started: float) -> Outcome:
+    async def _finish(self, state: str, chars: int, error: str, started: float) -> Outcome:
         # The reply's text is the turn's chunks: members streamed them already,
         # so the history entry points at them instead of carrying the text again.
         base = paths.session(self.sid)
@@ -334,7 +335,7 @@ class TurnRunner:
                 }
             )
         await self.call(self.db.update, "", updates)
-        return Outcome(state, len(text), 0, time.monotonic() - started, error, self.attempt)
+        return Outcome(state, chars, 0, time.monotonic() - started, error, self.attempt)
 
     async def _hand_back(self) -> None:
         """Shutdown mid-turn: mark it interrupted and put the message back in line."""

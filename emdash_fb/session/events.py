@@ -23,7 +23,7 @@ from .records import (
     Tool,
     Turn,
     fill_reply_text,
-    queue_order,
+    parse_queue,
     queue_positions,
 )
 
@@ -303,8 +303,7 @@ class EventDeriver:
     def _queue_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
         if old is new or old == new:
             return
-        items = {k: QueueItem.parse(k, v) for k, v in new.items() if isinstance(v, dict)}
-        ordered = queue_order(items)
+        ordered = parse_queue(new)
         pos = queue_positions(ordered)
         out.append(QueueChanged(tuple((q, pos[q.mid]) for q in ordered)))
 

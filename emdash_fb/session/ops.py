@@ -33,7 +33,7 @@ from .records import (
     SessionState,
     fill_reply_text,
     history_order,
-    queue_order,
+    parse_queue,
     queue_positions,
 )
 
@@ -336,11 +336,7 @@ class SessionClient:
 
     def position(self, sid: str, mid: str) -> int:
         """1-based place of ``mid`` in the queue (0 once it has been answered)."""
-        raw = self.db.get(paths.queue(sid)) or {}
-        from .records import QueueItem
-
-        items = {k: QueueItem.parse(k, v) for k, v in raw.items() if isinstance(v, dict)}
-        return queue_positions(queue_order(items)).get(mid, 0)
+        return queue_positions(parse_queue(self.db.get(paths.queue(sid)))).get(mid, 0)
 
     def cancel(self, sid: str, mid: str) -> str:
         """Cancel my queued message (skipped) or my running turn (stopped, kept). Returns which."""

@@ -288,6 +288,13 @@ def history_order(messages: dict[str, Message]) -> list[Message]:
     return sorted(messages.values(), key=lambda m: (m.at, m.id))
 
 
+def parse_queue(raw: Any) -> list[QueueItem]:
+    """A ``queue`` node, parsed (malformed entries skipped) and in server order."""
+    return queue_order(
+        {k: QueueItem.parse(k, v) for k, v in _dict(raw).items() if isinstance(v, dict)}
+    )
+
+
 def queue_positions(queue: list[QueueItem]) -> dict[str, int]:
     """1-based places in line; 1 is the message being answered (or next)."""
     return {item.mid: i for i, item in enumerate(queue, start=1)}

@@ -54,13 +54,19 @@ class SessionView:
         self.listener = Listener(target, auth, paths.session(sid), self._on_update, self._on_status)
         self._stopped = asyncio.Event()
         self.status = "connecting"
+        self._parsed: tuple[Any, SessionState] | None = None
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     @property
     def state(self) -> SessionState:
-        return SessionState.parse(self.sid, self.deriver.tree or {})
+        """The session as of the last update (parsed once per update: the mirror is
+        copy-on-write, so an unchanged tree is the same object)."""
+        tree = self.deriver.tree
+        if self._parsed is None or self._parsed[0] is not tree:
+            self._parsed = (tree, SessionState.parse(self.sid, tree or {}))
+        return self._parsed[1]
 
     def _emit(self, events: list[Event]) -> None:
         for ev in events:
