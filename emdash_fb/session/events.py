@@ -160,6 +160,18 @@ def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[
     return added, removed, changed
 
 
+def _only_chunks_differ(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    if old.keys() != new.keys() and old.keys() ^ new.keys() != {"chunks"}:
+        return False
+    return all(old.get(k) is v or old.get(k) == v for k, v in new.items() if k != "chunks")
+
+
+def _fresh_text(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The text of chunks in ``new`` and not in ``old``, in write order."""
+    fresh = sorted(new.keys() - old.keys(), key=lambda k: (len(k), k))
+    return "".join(t for k in fresh if isinstance(t := new[k], str))
+
+
 class EventDeriver:
     """Remembers what was shown and turns each new tree into events."""
 
@@ -171,7 +183,6 @@ class EventDeriver:
         self._typing: set[str] = set()
         self._members: dict[str, Member] = {}
         self._closed = False
-        self._streamed: dict[str, str] = {}  # reply text shown so far, per running turn
 
     def update(self, tree: Any, now_ms: int) -> list[Event]:
         new = _d(tree)
@@ -190,8 +201,17 @@ class EventDeriver:
             return [Synced(state)]
         events: list[Event] = []
         self._members_events(_d(old.get("members")), _d(new.get("members")), new, events)
-        self._message_events(_d(old.get("messages")), _d(new.get("messages")), events)
-        self._turn_events(_d(old.get("turns")), _d(new.get("turns")), new, events)
+        # A question, then its turn's progress, then the reply, then the turn's end:
+        # live, each arrives in its own update; after a reconnect one update may
+        # carry all of them and they still come out in that order.
+        replies: list[Event] = []
+        ended: list[Event] = []
+        turns = _d(new.get("turns"))
+        self._message_events(
+            _d(old.get("messages")), _d(new.get("messages")), turns, events, replies
+        )
+        self._turn_events(_d(old.get("turns")), turns, new, events, ended)
+        events += replies + ended
         self._queue_events(_d(old.get("queue")), _d(new.get("queue")), events)
         self._meta_events(old.get("meta"), new.get("meta"), now_ms, events)
         events += self.tick(now_ms)
@@ -250,44 +270,52 @@ class EventDeriver:
             if before is None or before.role != m.role:
                 out.append(RoleChanged(m))
 
-    def _message_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
+    def _message_events(
+        self,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        turns: dict[str, Any],
+        out: list[Event],
+        replies: list[Event],
+    ) -> None:
         added, _removed, changed = _changed(old, new)
-        turns = _d(self.tree.get("turns")) if self.tree is not None else {}
         posted = sorted(
             (fill_reply_text(Message.parse(k, new[k]), turns) for k in added),
             key=lambda m: (m.at, m.id),
         )
         for m in posted:
-            shown = self._streamed.pop(m.reply_to, None) if m.reply_to else None
-            if shown is not None and not m.state and m.text.startswith(shown) and m.text != shown:
-                # The turn ended while we were disconnected: its last chunks are
-                # gone, so finish the stream from the final text.
-                out.append(ReplyDelta(m.reply_to or "", m.text[len(shown) :]))
-            out.append(MessagePosted(m))
+            (replies if m.role == "assistant" else out).append(MessagePosted(m))
         for k in changed:
             m = Message.parse(k, new[k])
             if m.state == "cancelled" and Message.parse(k, old[k]).state != "cancelled":
                 out.append(MessageCancelled(m))
 
     def _turn_events(
-        self, old: dict[str, Any], new: dict[str, Any], tree: dict[str, Any], out: list[Event]
+        self,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        tree: dict[str, Any],
+        out: list[Event],
+        ended: list[Event],
     ) -> None:
         added, _removed, changed = _changed(old, new)
         messages = _d(tree.get("messages"))
         for mid in added + changed:
-            before = Turn.parse(mid, old[mid]) if mid in old else None
-            after = Turn.parse(mid, new[mid])
+            raw_old, raw_new = _d(old.get(mid)), _d(new[mid])
+            if mid in old and _only_chunks_differ(raw_old, raw_new):
+                # The hot path while a reply streams: no parse of the whole turn.
+                text = _fresh_text(_d(raw_old.get("chunks")), _d(raw_new.get("chunks")))
+                if text:
+                    out.append(ReplyDelta(mid, text))
+                continue
+            before = Turn.parse(mid, raw_old) if mid in old else None
+            after = Turn.parse(mid, raw_new)
             if before is None or (before.finished and not after.finished):
                 asked = Message.parse(mid, messages.get(mid)).name
                 out.append(TurnStarted(after, asked))
                 before = None
-            old_chunks = before.chunks if before is not None else {}
-            fresh = [k for k in after.chunk_keys() if k not in old_chunks]
-            if before is None:
-                self._streamed[mid] = ""
-            if fresh:
-                text = "".join(after.chunks[k] for k in fresh)
-                self._streamed[mid] = self._streamed.get(mid, "") + text
+            text = _fresh_text(before.chunks if before is not None else {}, after.chunks)
+            if text:
                 out.append(ReplyDelta(mid, text))
             old_tools = before.tools if before is not None else {}
             for tid in sorted(after.tools, key=lambda t: (after.tools[t].at, t)):
@@ -298,7 +326,7 @@ class EventDeriver:
                 if tool.state != "running" and (prev is None or prev.state == "running"):
                     out.append(ToolFinished(mid, tool))
             if after.finished and (before is None or not before.finished):
-                out.append(TurnEnded(after))
+                ended.append(TurnEnded(after))
 
     def _queue_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
         if old is new or old == new:

@@ -131,8 +131,12 @@ def test_reply_streams_and_survives_server_side_disconnects(
                     cuts += 1
             elif isinstance(e, ev.MessagePosted) and e.message.reply_to == mid:
                 final = e.message
-    assert final is not None and cuts == 3
+        late: list[ev.Event] = []  # what came between the reply and its turn's end
+        while not (late and isinstance(late[-1], ev.TurnEnded)):
+            late.append(b.events.get(timeout=10))
+    assert final is not None and cuts == 3 and late[-1].turn.state == "done"
     assert "".join(deltas) == final.text  # nothing shown twice, nothing missed
+    assert not [e for e in late + b.drain() if isinstance(e, ev.ReplyDelta)]
     assert "alice asked" in final.text
 
 
