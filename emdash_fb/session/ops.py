@@ -211,8 +211,7 @@ class SessionClient:
 
     def leave(self, sid: str) -> None:
         me = self.me
-        state = self.state(sid)
-        if state.meta.owner == me.uid:
+        if self._meta_of_member(sid).owner == me.uid:
             raise NotAllowed("you own this session: /close it instead of leaving")
         self._write(
             sid,
@@ -248,6 +247,13 @@ class SessionClient:
             return Meta.parse(self.db.get(paths.meta(sid)))
         except PermissionDenied:
             raise self._not_member(sid) from None
+
+    def _meta_of_member(self, sid: str) -> Meta:
+        """``meta``, or NotMember when the session is gone (a small read, not the session)."""
+        meta = self.meta(sid)
+        if not meta.owner:
+            raise self._not_member(sid)
+        return meta
 
     def who(self, sid: str) -> list[MemberStatus]:
         state = self.state(sid)
@@ -389,10 +395,10 @@ class SessionClient:
         self._write(sid, {f"{paths.member(sid, uid)}/role": role}, action="change roles")
 
     def kick(self, sid: str, uid: str) -> None:
-        state = self._owner_check(sid, "remove members")
-        if uid == state.meta.owner:
+        meta = self._owner_check(sid, "remove members")
+        if uid == meta.owner:
             raise NotAllowed("you can't remove yourself: /close the session instead")
-        if uid not in state.members:
+        if not self._is_member(sid, uid):
             raise BadMessage(f"{uid} is not a member of this session")
         self._write(
             sid,
@@ -408,7 +414,7 @@ class SessionClient:
         )
 
     def rotate_invite(self, sid: str, ttl_s: int = DEFAULT_INVITE_TTL_S) -> str:
-        state = self._owner_check(sid, "rotate the invite")
+        meta = self._owner_check(sid, "rotate the invite")
         code = codes.new_code()
         expires = self.now_ms() + ttl_s * 1000
         updates: dict[str, Any] = {
@@ -421,39 +427,39 @@ class SessionClient:
             f"{paths.meta(sid)}/inviteCode": code,
             f"{paths.meta(sid)}/inviteExpiresAt": expires,
         }
-        if state.meta.invite_code:
-            updates[paths.invite(state.meta.invite_code)] = None
+        if meta.invite_code:
+            updates[paths.invite(meta.invite_code)] = None
         self._write(sid, updates, action="rotate the invite")
         return codes.display(code)
 
     def revoke_invite(self, sid: str) -> None:
-        state = self._owner_check(sid, "revoke the invite")
+        meta = self._owner_check(sid, "revoke the invite")
         updates: dict[str, Any] = {
             f"{paths.meta(sid)}/inviteCode": None,
             f"{paths.meta(sid)}/inviteExpiresAt": None,
         }
-        if state.meta.invite_code:
-            updates[paths.invite(state.meta.invite_code)] = None
+        if meta.invite_code:
+            updates[paths.invite(meta.invite_code)] = None
         self._write(sid, updates, action="revoke the invite")
 
     def close(self, sid: str) -> None:
-        state = self._owner_check(sid, "close the session")
+        meta = self._owner_check(sid, "close the session")
         updates: dict[str, Any] = {
             f"{paths.meta(sid)}/status": "closed",
             f"{paths.meta(sid)}/inviteCode": None,
             f"{paths.meta(sid)}/inviteExpiresAt": None,
         }
-        if state.meta.invite_code:
-            updates[paths.invite(state.meta.invite_code)] = None
+        if meta.invite_code:
+            updates[paths.invite(meta.invite_code)] = None
         self._write(sid, updates, action="close the session")
 
     # -- helpers -------------------------------------------------------------------
 
-    def _owner_check(self, sid: str, action: str) -> SessionState:
-        state = self.state(sid)
-        if state.meta.owner != self.me.uid:
+    def _owner_check(self, sid: str, action: str) -> Meta:
+        meta = self._meta_of_member(sid)
+        if meta.owner != self.me.uid:
             raise NotAllowed(f"only the session owner can {action}")
-        return state
+        return meta
 
     def _write(self, sid: str, updates: dict[str, Any], *, action: str = "do that") -> None:
         try:

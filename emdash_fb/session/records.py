@@ -236,7 +236,17 @@ def fill_reply_text(message: Message, turns: Any) -> Message:
     """
     if message.role != "assistant" or message.text or not message.reply_to:
         return message
-    turn = Turn.parse(message.reply_to, _dict(turns).get(message.reply_to))
+    return with_reply_text(
+        message, Turn.parse(message.reply_to, _dict(turns).get(message.reply_to))
+    )
+
+
+def with_reply_text(message: Message, turn: Turn | None) -> Message:
+    """``fill_reply_text`` for a turn already parsed (``None``: there is none)."""
+    if message.role != "assistant" or message.text or not message.reply_to:
+        return message
+    if turn is None:
+        return replace(message, text="(no reply)")
     text = turn.text
     if turn.error and turn.state in ("failed", "cancelled"):
         text = f"{text}\n\n[{turn.state}: {turn.error}]".strip()
@@ -258,19 +268,19 @@ class SessionState:
     @classmethod
     def parse(cls, sid: str, tree: Any) -> SessionState:
         d = _dict(tree)
+        turns = {mid: Turn.parse(mid, v) for mid, v in _dict(d.get("turns")).items()}
+        messages = {}
+        for mid, v in _dict(d.get("messages")).items():
+            m = Message.parse(mid, v)
+            messages[mid] = with_reply_text(m, turns.get(m.reply_to or ""))
         return cls(
             sid,
             Meta.parse(d.get("meta")),
             {uid: Member.parse(uid, v) for uid, v in _dict(d.get("members")).items()},
             {uid: Presence.parse(v) for uid, v in _dict(d.get("presence")).items()},
             queue_order({mid: QueueItem.parse(mid, v) for mid, v in _dict(d.get("queue")).items()}),
-            history_order(
-                {
-                    mid: fill_reply_text(Message.parse(mid, v), d.get("turns"))
-                    for mid, v in _dict(d.get("messages")).items()
-                }
-            ),
-            {mid: Turn.parse(mid, v) for mid, v in _dict(d.get("turns")).items()},
+            history_order(messages),
+            turns,
         )
 
     @property
