@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from .pushid import PushIdGenerator
 from .query import Query
 from .rules import RuleSet
 from .values import Json, at_path, normalize, plain, set_at
-from .writes import DataError, resolve_server_values, validate
+from .writes import PARSE_ERROR, DataError, resolve_server_values, validate
 
 Path = tuple[str, ...]
 NULL_ETAG = "null_etag"
@@ -166,7 +166,7 @@ class Namespace:
     def update(self, path: Path, updates: Json, caller: Caller) -> Json:
         """PATCH: atomically replace each named child (slash paths allowed)."""
         if not isinstance(updates, dict):
-            raise DataError("Invalid data; couldn't parse JSON object, array, or value.")
+            raise DataError(PARSE_ERROR)
         now = self.now_ms()
         items: list[tuple[Path, Json]] = []
         for key, value in updates.items():
@@ -293,7 +293,3 @@ class Database:
         self.rules = rules
         for ns in self.namespaces.values():
             ns.set_rules(rules)
-
-    def all_listeners(self) -> Iterable[Listener]:
-        for ns in self.namespaces.values():
-            yield from ns.listeners

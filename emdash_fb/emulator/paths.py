@@ -46,10 +46,6 @@ def split_relative(raw: str) -> list[str]:
     return segments
 
 
-def join(path: list[str] | tuple[str, ...]) -> str:
-    return "/" + "/".join(path)
-
-
 def is_prefix(prefix: list[str] | tuple[str, ...], path: list[str] | tuple[str, ...]) -> bool:
     """True when ``prefix`` is ``path`` or one of its ancestors."""
     return len(prefix) <= len(path) and tuple(path[: len(prefix)]) == tuple(prefix)

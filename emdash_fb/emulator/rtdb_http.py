@@ -35,14 +35,13 @@ from .idtoken import TokenError, decode_id_token
 from .paths import PathError, split_path
 from .query import Query, QueryError, parse_query, parse_query_string
 from .rules import RulesError, RuleSet
-from .streams import StreamListener
+from .streams import DEFAULT_BUFFER_LIMIT, KEEP_ALIVE, StreamListener
 from .values import Json, children, is_leaf, plain
-from .writes import DataError
+from .writes import PARSE_ERROR, DataError
 
 log = logging.getLogger("emdash_fb.emulator.rtdb")
 
 OWNER_TOKEN = "owner"
-PARSE_ERROR = "Invalid data; couldn't parse JSON object, array, or value."
 MAX_BODY_BYTES = 256 * 1024 * 1024
 _TIMEOUT_RE = re.compile(r"^(\d+)(ms|s|min)$")
 _TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "min": 60.0}
@@ -60,7 +59,7 @@ class HttpError(Exception):
 @dataclass
 class StreamSettings:
     keep_alive_seconds: float = 30.0
-    buffer_limit: int = 8 * 1024 * 1024
+    buffer_limit: int = DEFAULT_BUFFER_LIMIT
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -271,7 +270,7 @@ class RtdbHandler:
                 chunk = await listener.next_frames(self.streams.keep_alive_seconds)
                 if chunk is None:
                     break
-                await response.write(chunk or b"event: keep-alive\ndata: null\n\n")
+                await response.write(chunk or KEEP_ALIVE)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .config import EmulatorConfig, default_namespace
 from .database import Database
-from .rtdb_http import RtdbHandler, StreamSettings
+from .rtdb_http import MAX_BODY_BYTES, RtdbHandler, StreamSettings
 from .rules import RulesError, RuleSet
 
 log = logging.getLogger("emdash_fb.emulator")
@@ -44,9 +44,8 @@ class EmulatorServer:
         self, config: EmulatorConfig, *, stream_settings: StreamSettings | None = None
     ) -> None:
         self.config = config
-        self.rules = load_rules(config.rules_path)
         self.database = Database(
-            self.rules,
+            load_rules(config.rules_path),
             default_namespace=default_namespace(config.project_id),
             enforce_indexes=config.rules_path is not None,
         )
@@ -82,16 +81,11 @@ class EmulatorServer:
             out["FIREBASE_AUTH_EMULATOR_HOST"] = self.auth_host
         return out
 
-    @property
-    def database_url(self) -> str:
-        """A URL for clients that can't send ``ns`` (pyrebase4): the default namespace."""
-        return f"http://{self.database_host}"
-
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         if "database" in self.config.only:
-            app = web.Application(client_max_size=256 * 1024 * 1024 + 1)
+            app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
             app.router.add_route("*", "/{tail:.*}", self.rtdb.handle)
             await self._serve("database", app)
         if "auth" in self.config.only:

@@ -128,19 +128,6 @@ def normalize(v: Json) -> Json:
     return out
 
 
-def with_priority(v: Json, prio: Json) -> Json:
-    """``v`` with its priority replaced (``None`` removes it)."""
-    if v is None:
-        return None
-    if isinstance(v, dict) and VALUE not in v:
-        out = {k: c for k, c in v.items() if k != PRIORITY}
-        if prio is not None:
-            out[PRIORITY] = prio
-        return out
-    leaf = leaf_value(v)
-    return {VALUE: leaf, PRIORITY: prio} if prio is not None else leaf
-
-
 def set_at(root: Json, path: list[str] | tuple[str, ...], value: Json) -> Json:
     """A new root with ``value`` (export form, or ``None``) placed at ``path``.
 

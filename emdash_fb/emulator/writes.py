@@ -11,6 +11,8 @@ from typing import Any
 from .paths import key_problem
 from .values import PRIORITY, VALUE, Json, leaf_value
 
+PARSE_ERROR = "Invalid data; couldn't parse JSON object, array, or value."
+
 MAX_DEPTH = 32
 MAX_STRING_BYTES = 10 * 1024 * 1024
 SERVER_VALUE = ".sv"
@@ -37,7 +39,7 @@ def validate(value: Json, depth: int = 0) -> None:
             validate(item, depth + 1)
         return
     if not isinstance(value, dict):
-        raise DataError("Invalid data; couldn't parse JSON object, array, or value.")
+        raise DataError(PARSE_ERROR)
     if SERVER_VALUE in value:
         _check_server_value(value)
         return

@@ -87,12 +87,6 @@ class RunnerDatabase:
     def get(self, path: str) -> Any:
         return _call(lambda: self.ref(path).get())
 
-    def query_first(self, path: str, order_by_child: str, limit: int) -> dict[str, Any]:
-        return (
-            _call(lambda: self.ref(path).order_by_child(order_by_child).limit_to_first(limit).get())
-            or {}
-        )
-
     def update(self, path: str, values: dict[str, Any]) -> None:
         _call(lambda: self.ref(path).update(values))
 

@@ -42,6 +42,3 @@ class PushIds:
                 stamp.append(ALPHABET[ms % 64])
                 ms //= 64
             return "".join(reversed(stamp)) + "".join(ALPHABET[r] for r in self._rand)
-
-
-new_push_id = PushIds()

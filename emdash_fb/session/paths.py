@@ -21,10 +21,6 @@ def member(sid: str, uid: str) -> str:
     return f"sessions/{sid}/members/{uid}"
 
 
-def members(sid: str) -> str:
-    return f"sessions/{sid}/members"
-
-
 def kicked(sid: str, uid: str) -> str:
     return f"sessions/{sid}/kicked/{uid}"
 

@@ -11,10 +11,9 @@ emulator is the client layer's job: ``emdash_fb/firebase/auth_redirect.py``.)
 
 from .app import AUTH_PROJECT, create_auth_app
 from .errors import AuthApiError
-from .project import AUTH_EXPORT_DIRNAME, AuthProject
+from .project import AuthProject
 
 __all__ = [
-    "AUTH_EXPORT_DIRNAME",
     "AUTH_PROJECT",
     "AuthApiError",
     "AuthProject",

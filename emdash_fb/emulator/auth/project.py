@@ -15,7 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..idtoken import RESERVED_CLAIMS, TokenError, decode_id_token, mint_id_token
+from ..idtoken import (
+    DEFAULT_LIFETIME_SECONDS,
+    RESERVED_CLAIMS,
+    TokenError,
+    decode_id_token,
+    mint_id_token,
+)
 from .accounts import (
     Account,
     AccountStore,
@@ -29,12 +35,9 @@ from .custom_tokens import read_custom_token
 from .errors import AuthApiError, bad_request, not_implemented, require, required
 from .tokens import RefreshGrant, decode_refresh_token, encode_refresh_token
 
-ID_TOKEN_LIFETIME_SECONDS = 3600
 PASSWORD_MIN_LENGTH = 6
 # What the official emulator reports as the project number in token replies.
 FAKE_PROJECT_NUMBER = "12345"
-# Name of the auth folder in a `firebase emulators:export` directory.
-AUTH_EXPORT_DIRNAME = "auth_export"
 
 ANONYMOUS, PASSWORD, CUSTOM = "anonymous", "password", "custom"
 _DELETABLE_ATTRIBUTES = {"DISPLAY_NAME", "PHOTO_URL", "PASSWORD", "EMAIL"}
@@ -380,14 +383,14 @@ class AuthProject:
             name=account.display_name,
             picture=account.photo_url,
             now=now,
-            lifetime=ID_TOKEN_LIFETIME_SECONDS,
+            lifetime=DEFAULT_LIFETIME_SECONDS,
             auth_time=now if login_ms is None else login_ms / 1000,
         )
         grant = RefreshGrant(account.local_id, provider, self.project_id, extra_claims or {})
         return {
             "idToken": id_token,
             "refreshToken": encode_refresh_token(grant),
-            "expiresIn": str(ID_TOKEN_LIFETIME_SECONDS),
+            "expiresIn": str(DEFAULT_LIFETIME_SECONDS),
         }
 
 

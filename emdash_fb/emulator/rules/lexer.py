@@ -30,9 +30,6 @@ class Token:
     value: object  # number, decoded string, or (pattern, flags) for a regex
     pos: int  # offset of the token in the expression
 
-    def describe(self) -> str:
-        return "end of expression" if self.kind is Kind.END else f"token '{self.text}'"
-
 
 _PUNCTUATORS = (
     "===",
