@@ -151,13 +151,13 @@ class Namespace:
 
     def set(self, path: Path, value: Json, caller: Caller, if_match: str | None = None) -> Json:
         """PUT: replace the value at ``path``. Returns the stored value, plain."""
-        validate(value)
+        has_sv = validate(value)
         now = self.now_ms()
         old = at_path(self.root, path)
         if if_match is not None and etag_of(plain(old)) != if_match:
             self.check_read(path, caller)
             raise PreconditionFailed(plain(old))
-        new = normalize(resolve_server_values(value, old, now))
+        new = normalize(resolve_server_values(value, old, now) if has_sv else value)
         new_root = set_at(self.root, path, new)
         self._authorize_write(caller, [(path, new)], new_root, now)
         self._commit(Change("put", path, [((), new)], self.root, new_root, now))
@@ -168,7 +168,7 @@ class Namespace:
         if not isinstance(updates, dict):
             raise DataError(PARSE_ERROR)
         now = self.now_ms()
-        items: list[tuple[Path, Json]] = []
+        items: list[tuple[Path, Json, bool]] = []
         for key, value in updates.items():
             try:
                 rel = tuple(split_relative(key))
@@ -176,9 +176,8 @@ class Namespace:
                 raise DataError(str(exc)) from None
             if not rel:
                 raise DataError("Invalid data; empty key in update")
-            validate(value, len(path) + len(rel))
-            items.append((rel, value))
-        rels = sorted(rel for rel, _ in items)
+            items.append((rel, value, validate(value, len(path) + len(rel))))
+        rels = sorted(rel for rel, _, _ in items)
         for a, b in zip(rels, rels[1:], strict=False):
             if is_prefix(a, b):
                 raise DataError(
@@ -186,9 +185,11 @@ class Namespace:
                 )
         new_root = self.root
         resolved: list[tuple[Path, Json]] = []
-        for rel, value in items:
+        for rel, value, has_sv in items:
             full = path + rel
-            new = normalize(resolve_server_values(value, at_path(self.root, full), now))
+            if has_sv:
+                value = resolve_server_values(value, at_path(self.root, full), now)
+            new = normalize(value)
             new_root = set_at(new_root, full, new)
             resolved.append((rel, new))
         self._authorize_write(caller, [(path + rel, v) for rel, v in resolved], new_root, now)

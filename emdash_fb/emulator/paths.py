@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote
 
 MAX_KEY_BYTES = 768
 _FORBIDDEN = set(".$#[]/")
+_BAD_KEY_CHAR = re.compile(r"[.$#\[\]/\x00-\x1f\x7f]")  # forbidden or control
 
 
 class PathError(ValueError):
@@ -18,12 +20,13 @@ def key_problem(key: str) -> str | None:
         return "keys must not be empty"
     if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         return f"key longer than {MAX_KEY_BYTES} bytes"
-    for ch in key:
-        if ch in _FORBIDDEN:
-            return f'key "{key}" contains "{ch}" (keys can\'t contain . $ # [ ] or /)'
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            return f"key {key!r} contains a control character"
-    return None
+    bad = _BAD_KEY_CHAR.search(key)
+    if bad is None:
+        return None
+    ch = bad.group()
+    if ch in _FORBIDDEN:
+        return f'key "{key}" contains "{ch}" (keys can\'t contain . $ # [ ] or /)'
+    return f"key {key!r} contains a control character"
 
 
 def split_path(raw: str) -> list[str]:

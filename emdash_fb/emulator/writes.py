@@ -22,27 +22,32 @@ class DataError(ValueError):
     """Invalid written data; the message goes into a 400 body."""
 
 
-def validate(value: Json, depth: int = 0) -> None:
-    """Keys, depth, sizes and server-value shapes of a written value."""
+def validate(value: Json, depth: int = 0) -> bool:
+    """Keys, depth, sizes and server-value shapes of a written value.
+
+    Returns whether it holds a server value (only then is there anything to resolve).
+    """
     if depth > MAX_DEPTH:
         raise DataError(f"Invalid data; data exceeds the maximum depth of {MAX_DEPTH}")
     if isinstance(value, bool) or value is None or isinstance(value, int | float):
         if isinstance(value, float) and value != value:
             raise DataError("Invalid data; NaN is not a valid value")
-        return
+        return False
     if isinstance(value, str):
         if len(value) > MAX_STRING_BYTES // 4 and len(value.encode("utf-8")) > MAX_STRING_BYTES:
             raise DataError("Invalid data; strings are limited to 10 MB")
-        return
+        return False
     if isinstance(value, list):
+        has_sv = False
         for item in value:
-            validate(item, depth + 1)
-        return
+            has_sv = validate(item, depth + 1) or has_sv
+        return has_sv
     if not isinstance(value, dict):
         raise DataError(PARSE_ERROR)
     if SERVER_VALUE in value:
         _check_server_value(value)
-        return
+        return True
+    has_sv = False
     for key, child in value.items():
         if key in (PRIORITY, VALUE):
             if key == PRIORITY and not (
@@ -50,12 +55,13 @@ def validate(value: Json, depth: int = 0) -> None:
             ):
                 raise DataError("Invalid data; .priority must be a number or a string")
             if key == VALUE:
-                validate(child, depth)
+                has_sv = validate(child, depth) or has_sv
             continue
         problem = key_problem(key)
         if problem:
             raise DataError(f"Invalid data; {problem}")
-        validate(child, depth + 1)
+        has_sv = validate(child, depth + 1) or has_sv
+    return has_sv
 
 
 def _is_number(v: Any) -> bool:
