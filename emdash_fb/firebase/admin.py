@@ -170,14 +170,12 @@ class _NoCredential(credentials.Base):
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
-    except exceptions.UnauthenticatedError as exc:
-        raise PermissionDenied(str(exc) or "Permission denied") from None
-    except exceptions.PermissionDeniedError as exc:
+    except (exceptions.UnauthenticatedError, exceptions.PermissionDeniedError) as exc:
         raise PermissionDenied(str(exc) or "Permission denied") from None
     except (exceptions.UnavailableError, exceptions.DeadlineExceededError) as exc:
         raise NetworkError(f"can't reach the database: {exc}") from None
     except exceptions.FirebaseError as exc:
-        if exc.code in ("UNKNOWN",) and exc.http_response is None:
+        if exc.code == "UNKNOWN" and exc.http_response is None:
             raise NetworkError(f"can't reach the database: {exc}") from None
         status = exc.http_response.status_code if exc.http_response is not None else 0
         raise RequestError(status, str(exc)) from None

@@ -22,6 +22,7 @@ from .records import (
     SessionState,
     Tool,
     Turn,
+    as_dict,
     fill_reply_text,
     parse_queue,
     queue_positions,
@@ -146,10 +147,6 @@ class ConnectionChanged(Event):
     status: str
 
 
-def _d(v: Any) -> dict[str, Any]:
-    return v if isinstance(v, dict) else {}
-
-
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """(added, removed, changed) keys; unchanged subtrees are skipped by identity."""
     if old is new:
@@ -185,7 +182,7 @@ class EventDeriver:
         self._closed = False
 
     def update(self, tree: Any, now_ms: int) -> list[Event]:
-        new = _d(tree)
+        new = as_dict(tree)
         old = self.tree
         self.tree = new
         if old is None:
@@ -200,19 +197,19 @@ class EventDeriver:
             self._closed = not state.meta.is_open(now_ms) if state.exists else False
             return [Synced(state)]
         events: list[Event] = []
-        self._members_events(_d(old.get("members")), _d(new.get("members")), new, events)
+        self._members_events(as_dict(old.get("members")), as_dict(new.get("members")), new, events)
         # A question, then its turn's progress, then the reply, then the turn's end:
         # live, each arrives in its own update; after a reconnect one update may
         # carry all of them and they still come out in that order.
         replies: list[Event] = []
         ended: list[Event] = []
-        turns = _d(new.get("turns"))
+        turns = as_dict(new.get("turns"))
         self._message_events(
-            _d(old.get("messages")), _d(new.get("messages")), turns, events, replies
+            as_dict(old.get("messages")), as_dict(new.get("messages")), turns, events, replies
         )
-        self._turn_events(_d(old.get("turns")), turns, new, events, ended)
+        self._turn_events(as_dict(old.get("turns")), turns, new, events, ended)
         events += replies + ended
-        self._queue_events(_d(old.get("queue")), _d(new.get("queue")), events)
+        self._queue_events(as_dict(old.get("queue")), as_dict(new.get("queue")), events)
         self._meta_events(old.get("meta"), new.get("meta"), now_ms, events)
         events += self.tick(now_ms)
         return events
@@ -222,7 +219,7 @@ class EventDeriver:
         if self.tree is None:
             return []
         events: list[Event] = []
-        presence = _d(self.tree.get("presence"))
+        presence = as_dict(self.tree.get("presence"))
         for uid, member in self._members.items():
             if uid not in presence:
                 continue  # no heartbeat yet (just joined): not known to be away
@@ -253,7 +250,7 @@ class EventDeriver:
         self, old: dict[str, Any], new: dict[str, Any], tree: dict[str, Any], out: list[Event]
     ) -> None:
         added, removed, changed = _changed(old, new)
-        kicked = _d(tree.get("kicked"))
+        kicked = as_dict(tree.get("kicked"))
         for uid in added:
             m = Member.parse(uid, new[uid])
             self._members[uid] = m
@@ -299,12 +296,12 @@ class EventDeriver:
         ended: list[Event],
     ) -> None:
         added, _removed, changed = _changed(old, new)
-        messages = _d(tree.get("messages"))
+        messages = as_dict(tree.get("messages"))
         for mid in added + changed:
-            raw_old, raw_new = _d(old.get(mid)), _d(new[mid])
+            raw_old, raw_new = as_dict(old.get(mid)), as_dict(new[mid])
             if mid in old and _only_chunks_differ(raw_old, raw_new):
                 # The hot path while a reply streams: no parse of the whole turn.
-                text = _fresh_text(_d(raw_old.get("chunks")), _d(raw_new.get("chunks")))
+                text = _fresh_text(as_dict(raw_old.get("chunks")), as_dict(raw_new.get("chunks")))
                 if text:
                     out.append(ReplyDelta(mid, text))
                 continue

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..firebase.client import SERVER_TIMESTAMP, Rtdb
+from ..firebase.client import SERVER_TIMESTAMP, Rtdb, server_increment
 from ..firebase.errors import PermissionDenied
-from ..firebase.identity import Auth, Identity
+from ..firebase.identity import MAX_NAME, Auth, Identity
 from . import codes, paths
 from .errors import (
     BadInvite,
@@ -38,15 +38,10 @@ from .records import (
 )
 
 MAX_TEXT = 16_000
-MAX_NAME = 64
 DEFAULT_MAX_MEMBERS = 10
 DEFAULT_INVITE_TTL_S = 24 * 3600
 DEFAULT_IDLE_TIMEOUT_S = 8 * 3600
 TYPING_WINDOW_MS = 4_000
-
-
-def _increment(n: int) -> dict[str, Any]:
-    return {".sv": {"increment": n}}
 
 
 @dataclass(frozen=True)
@@ -183,23 +178,24 @@ class SessionClient:
                         "joinedAt": SERVER_TIMESTAMP,
                         "via": code,
                     },
-                    f"{paths.meta(sid)}/memberCount": _increment(1),
+                    f"{paths.meta(sid)}/memberCount": server_increment(1),
                     f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
                 },
             )
         except PermissionDenied:
-            raise self._why_join_failed(sid, me.uid, shown) from None
+            raise self._why_join_failed(sid, me.uid, code) from None
         self._names[sid] = _name(me)
         state = self.state(sid)
         return Joined(sid, list(state.members.values()), state.messages, False)
 
-    def _why_join_failed(self, sid: str, uid: str, shown: str) -> Exception:
+    def _why_join_failed(self, sid: str, uid: str, code: str) -> Exception:
+        shown = codes.display(code)
         try:
             if self.db.get(paths.kicked(sid, uid)) is not None:
                 return Kicked("the owner removed you from this session; you can't rejoin it")
         except PermissionDenied:
             pass
-        if self.db.get(paths.invite(codes.normalize(shown) or "")) is None:
+        if self.db.get(paths.invite(code)) is None:
             return BadInvite(f"invite {shown} was revoked: ask the owner for a new one")
         return SessionFull(f"can't join with {shown}: the session is full or closed")
 
@@ -218,7 +214,7 @@ class SessionClient:
             {
                 paths.member(sid, me.uid): None,
                 paths.presence(sid, me.uid): None,
-                f"{paths.meta(sid)}/memberCount": _increment(-1),
+                f"{paths.meta(sid)}/memberCount": server_increment(-1),
             },
         )
 
@@ -406,7 +402,7 @@ class SessionClient:
                 paths.member(sid, uid): None,
                 paths.presence(sid, uid): None,
                 paths.kicked(sid, uid): {"by": self.me.uid, "at": SERVER_TIMESTAMP},
-                f"{paths.meta(sid)}/memberCount": _increment(-1),
+                f"{paths.meta(sid)}/memberCount": server_increment(-1),
                 # names whose kick this decrement is, so the rules can tie the two
                 f"{paths.meta(sid)}/lastKicked": uid,
             },

@@ -22,7 +22,8 @@ def _int(v: Any, default: int = 0) -> int:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
 
 
-def _dict(v: Any) -> dict[str, Any]:
+def as_dict(v: Any) -> dict[str, Any]:
+    """A node as an object: ``{}`` for a leaf, a list or nothing."""
     return v if isinstance(v, dict) else {}
 
 
@@ -42,7 +43,7 @@ class Meta:
 
     @classmethod
     def parse(cls, raw: Any) -> Meta:
-        d = _dict(raw)
+        d = as_dict(raw)
         code = d.get("inviteCode")
         return cls(
             owner=_str(d.get("owner")),
@@ -73,7 +74,7 @@ class Member:
 
     @classmethod
     def parse(cls, uid: str, raw: Any) -> Member:
-        d = _dict(raw)
+        d = as_dict(raw)
         role = _str(d.get("role"), "viewer")
         return cls(
             uid,
@@ -90,7 +91,7 @@ class Presence:
 
     @classmethod
     def parse(cls, raw: Any) -> Presence:
-        d = _dict(raw)
+        d = as_dict(raw)
         return cls(_int(d.get("lastSeen")), _int(d.get("typingUntil")))
 
     def is_away(self, now_ms: int) -> bool:
@@ -111,7 +112,7 @@ class QueueItem:
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> QueueItem:
-        d = _dict(raw)
+        d = as_dict(raw)
         return cls(
             mid,
             _str(d.get("uid")),
@@ -135,7 +136,7 @@ class Message:
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> Message:
-        d = _dict(raw)
+        d = as_dict(raw)
         reply = d.get("replyTo")
         return cls(
             mid,
@@ -174,7 +175,7 @@ class Tool:
 
     @classmethod
     def parse(cls, tid: str, raw: Any) -> Tool:
-        d = _dict(raw)
+        d = as_dict(raw)
         return cls(
             tid,
             _str(d.get("name"), "tool"),
@@ -200,9 +201,9 @@ class Turn:
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> Turn:
-        d = _dict(raw)
-        chunks = {k: v for k, v in _dict(d.get("chunks")).items() if isinstance(v, str)}
-        tools = {k: Tool.parse(k, v) for k, v in _dict(d.get("tools")).items()}
+        d = as_dict(raw)
+        chunks = {k: v for k, v in as_dict(d.get("chunks")).items() if isinstance(v, str)}
+        tools = {k: Tool.parse(k, v) for k, v in as_dict(d.get("tools")).items()}
         return cls(
             mid,
             _str(d.get("state"), "running"),
@@ -237,7 +238,7 @@ def fill_reply_text(message: Message, turns: Any) -> Message:
     if message.role != "assistant" or message.text or not message.reply_to:
         return message
     return with_reply_text(
-        message, Turn.parse(message.reply_to, _dict(turns).get(message.reply_to))
+        message, Turn.parse(message.reply_to, as_dict(turns).get(message.reply_to))
     )
 
 
@@ -267,18 +268,20 @@ class SessionState:
 
     @classmethod
     def parse(cls, sid: str, tree: Any) -> SessionState:
-        d = _dict(tree)
-        turns = {mid: Turn.parse(mid, v) for mid, v in _dict(d.get("turns")).items()}
+        d = as_dict(tree)
+        turns = {mid: Turn.parse(mid, v) for mid, v in as_dict(d.get("turns")).items()}
         messages = {}
-        for mid, v in _dict(d.get("messages")).items():
+        for mid, v in as_dict(d.get("messages")).items():
             m = Message.parse(mid, v)
             messages[mid] = with_reply_text(m, turns.get(m.reply_to or ""))
         return cls(
             sid,
             Meta.parse(d.get("meta")),
-            {uid: Member.parse(uid, v) for uid, v in _dict(d.get("members")).items()},
-            {uid: Presence.parse(v) for uid, v in _dict(d.get("presence")).items()},
-            queue_order({mid: QueueItem.parse(mid, v) for mid, v in _dict(d.get("queue")).items()}),
+            {uid: Member.parse(uid, v) for uid, v in as_dict(d.get("members")).items()},
+            {uid: Presence.parse(v) for uid, v in as_dict(d.get("presence")).items()},
+            queue_order(
+                {mid: QueueItem.parse(mid, v) for mid, v in as_dict(d.get("queue")).items()}
+            ),
             history_order(messages),
             turns,
         )
@@ -301,7 +304,7 @@ def history_order(messages: dict[str, Message]) -> list[Message]:
 def parse_queue(raw: Any) -> list[QueueItem]:
     """A ``queue`` node, parsed (malformed entries skipped) and in server order."""
     return queue_order(
-        {k: QueueItem.parse(k, v) for k, v in _dict(raw).items() if isinstance(v, dict)}
+        {k: QueueItem.parse(k, v) for k, v in as_dict(raw).items() if isinstance(v, dict)}
     )
 
 
