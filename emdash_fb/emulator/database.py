@@ -232,8 +232,8 @@ class Namespace:
 
     def _schedule_access_sweep(self) -> None:
         # A write anywhere can revoke read access elsewhere (rules read `root`).
-        # Listeners that got an event were re-checked already; the rest are
-        # re-checked shortly after, once per burst of writes.
+        # Every listener is re-checked shortly after, once per burst of writes
+        # (those that got an event were also checked before it was sent).
         if self._sweep_pending or not self.listeners:
             return
         try:

@@ -212,7 +212,7 @@ class StreamListener:
         touches = is_prefix(here, change.base) or is_prefix(change.base, here)
         if not touches:
             return []
-        new_window = dict(children(self.query.apply(at_path(change.new_root, here))))
+        new_window = self.query.window(at_path(change.new_root, here))
         old_window = self._window
         if new_window == old_window:
             return []
