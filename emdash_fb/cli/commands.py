@@ -14,7 +14,14 @@ from typing import Any
 
 import typer
 
-from ..session.events import Event, MessagePosted, ReplyDelta, TurnEnded, YouWereKicked
+from ..session.events import (
+    Event,
+    MessagePosted,
+    ReplyDelta,
+    Synced,
+    TurnEnded,
+    YouWereKicked,
+)
 from ..session.records import Message
 from .context import AppContext
 from .safety import clean
@@ -204,28 +211,20 @@ async def _wait_for_reply(
         elif isinstance(ev, YouWereKicked):
             reply["state"] = "kicked"
             done.set()
+        elif isinstance(ev, Synced):
+            # The reply may have landed before the view started: it is in the first snapshot.
+            existing = next((m for m in ev.state.messages if m.reply_to == mid), None)
+            if existing is not None:
+                reply.update(id=existing.id, text=existing.text, state="done")
+                if stream:
+                    sys.stdout.write(clean(existing.text) + "\n")
+                done.set()
 
     view = SessionView(app.target, app.auth, app.sessions, sid, on_event)
     task = asyncio.create_task(view.run())
-    # The reply may have landed before the view started: check the history once it syncs.
     try:
         async with asyncio.timeout(timeout):
-            while not done.is_set():
-                existing = (
-                    next((m for m in view.state.messages if m.reply_to == mid), None)
-                    if view.deriver.tree is not None
-                    else None
-                )
-                if existing is not None:
-                    reply.update(id=existing.id, text=existing.text, state="done")
-                    if stream:
-                        sys.stdout.write(clean(existing.text) + "\n")
-                    break
-                try:
-                    async with asyncio.timeout(0.5):
-                        await done.wait()
-                except TimeoutError:
-                    continue
+            await done.wait()
     except TimeoutError:
         pass
     finally:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,28 @@ def test_send_wait_returns_the_reply(cli_env: dict[str, str], rules_emu: Threade
     assert "alice asked: hello agent" in out["reply"]["text"]
     history = alice.json("history")
     assert history[-1]["role"] == "assistant" and history[-1]["reply_to"] == out["message"]
+
+
+def test_wait_finds_a_reply_that_landed_before_it_started(
+    cli_env: dict[str, str], rules_emu: ThreadedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emdash_fb.cli.commands import _wait_for_reply
+    from emdash_fb.cli.context import AppContext
+
+    app = AppContext(profile="early", env=cli_env)
+    app.auth.sign_in_anonymous("early")
+    sid = app.sessions.share().session
+    with BackgroundRunner(rules_emu):
+        mid = app.sessions.send(sid, "quick one").message
+        deadline = time.monotonic() + 30
+        while not any(m.reply_to == mid for m in app.sessions.state(sid).messages):
+            assert time.monotonic() < deadline, "no reply"
+            time.sleep(0.1)
+    started = time.monotonic()
+    reply = asyncio.run(_wait_for_reply(app, sid, mid, 20, stream=True))
+    assert time.monotonic() - started < 10  # found on sync, not by running out of time
+    assert reply["state"] == "done" and "early asked: quick one" in reply["text"]
+    assert "early asked: quick one" in capsys.readouterr().out
 
 
 def test_human_output_in_a_terminal_is_safe(cli_env: dict[str, str]) -> None:
