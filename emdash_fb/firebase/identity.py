@@ -40,6 +40,7 @@ from .transport import (
     RETRY_STATUSES,
     ResilientAdapter,
     always_replay_safe,
+    error_message,
     make_session,
     network_error,
 )
@@ -208,7 +209,7 @@ class Auth:
         text = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], str) else ""
         if status in RETRY_STATUSES:
             return NetworkError(f"the sign-in service at {self.where} kept failing ({status})")
-        message = _google_error_message(text)
+        message = error_message(text)
         if status == 403 and "API key" in message:
             return ConfigError(
                 "the sign-in service wants an API key: set EMDASH_FB_API_KEY or config.json"
@@ -259,16 +260,3 @@ def _float(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _google_error_message(text: str) -> str:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return text.strip()[:200]
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return error["message"]
-    if isinstance(error, str):
-        return error
-    return text.strip()[:200]

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from .errors import NetworkError, PermissionDenied, RequestError
+from .transport import error_message
 
 HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 JSON_EVENTS = frozenset({"put", "patch"})
@@ -137,13 +138,7 @@ async def _error_message(response: aiohttp.ClientResponse) -> str:
         text = await response.text()
     except (aiohttp.ClientError, UnicodeDecodeError, TimeoutError):
         return response.reason or f"HTTP {response.status}"
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
-    return text.strip()[:200] or (response.reason or f"HTTP {response.status}")
+    return error_message(text) or response.reason or f"HTTP {response.status}"
 
 
 def _reason(exc: BaseException) -> str:

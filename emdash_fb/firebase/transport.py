@@ -16,6 +16,7 @@ never made. The session layer therefore writes with client-made keys
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -145,10 +146,11 @@ def make_session(
     return session
 
 
-def error_text(response: requests.Response) -> str:
-    """The ``error`` of a Firebase error body (RTDB: a string; Google APIs: ``{message}``)."""
+def error_message(text: str) -> str:
+    """The ``error`` of a Firebase error body (RTDB: a string; Google APIs: ``{message}``),
+    else the start of the body ("" when it is empty)."""
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
@@ -156,8 +158,12 @@ def error_text(response: requests.Response) -> str:
         error = error.get("message")
     if isinstance(error, str) and error.strip():
         return error.strip()
-    text = (response.text or "").strip()
-    return text[:200] if text else (response.reason or f"HTTP {response.status_code}")
+    return text.strip()[:200]
+
+
+def error_text(response: requests.Response) -> str:
+    """``error_message`` of a response, or its status when the body says nothing."""
+    return error_message(response.text or "") or response.reason or f"HTTP {response.status_code}"
 
 
 def raise_for_database(response: requests.Response, where: str) -> None:
