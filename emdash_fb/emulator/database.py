@@ -101,12 +101,10 @@ class Namespace:
         name: str,
         rules: RuleSet,
         *,
-        enforce_indexes: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
         self.rules = rules
-        self.enforce_indexes = enforce_indexes
         self.root: Json = None
         self.listeners: set[Listener] = set()
         self._clock = clock
@@ -119,7 +117,7 @@ class Namespace:
     # -- reads -------------------------------------------------------------
 
     def check_read(self, path: Path, caller: Caller, query: Query | None = None) -> None:
-        if query is not None and not query.is_empty and self.enforce_indexes:
+        if query is not None and not query.is_empty and self.rules.requires_indexes:
             index = query.needs_index()
             if index is not None and index not in self.rules.index_on(path):
                 raise IndexNotDefined(index, path)
@@ -253,7 +251,6 @@ class Namespace:
 
     def set_rules(self, rules: RuleSet) -> None:
         self.rules = rules
-        self.enforce_indexes = True  # explicit rules: queries must declare their indexes
         for listener in list(self.listeners):
             listener.recheck_access()
 
@@ -272,12 +269,10 @@ class Database:
         rules: RuleSet,
         *,
         default_namespace: str,
-        enforce_indexes: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.rules = rules
         self.default_namespace = default_namespace
-        self.enforce_indexes = enforce_indexes
         self._clock = clock
         self.namespaces: dict[str, Namespace] = {}
 
@@ -285,7 +280,7 @@ class Database:
         key = name or self.default_namespace
         ns = self.namespaces.get(key)
         if ns is None:
-            ns = Namespace(key, self.rules, enforce_indexes=self.enforce_indexes, clock=self._clock)
+            ns = Namespace(key, self.rules, clock=self._clock)
             self.namespaces[key] = ns
         return ns
 

@@ -47,7 +47,6 @@ class EmulatorServer:
         self.database = Database(
             load_rules(config.rules_path),
             default_namespace=default_namespace(config.project_id),
-            enforce_indexes=config.rules_path is not None,
         )
         self.rtdb = RtdbHandler(
             self.database, project_id=config.project_id, stream_settings=stream_settings

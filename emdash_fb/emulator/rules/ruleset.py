@@ -43,6 +43,10 @@ class RuleSet:
         self.source = source
         self._strict = strict
         self._tree = tree
+        # Rules someone wrote make queries declare their indexes (production's
+        # "Index not defined"); the no-rules default serves them, as the official
+        # emulator does.
+        self.requires_indexes = True
 
     @classmethod
     def from_text(cls, text: str) -> RuleSet:
@@ -57,7 +61,9 @@ class RuleSet:
     @classmethod
     def allow_all(cls) -> RuleSet:
         """What an emulator with no rules configured uses: everyone may read and write."""
-        return cls.from_text(_ALLOW_ALL)
+        rules = cls.from_text(_ALLOW_ALL)
+        rules.requires_indexes = False
+        return rules
 
     def strict(self) -> dict[str, Any]:
         """The rules as plain JSON, comments gone (a fresh copy each call)."""
