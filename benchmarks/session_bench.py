@@ -548,10 +548,12 @@ def user_env(emu: EmulatorProcess, config_dir: Path) -> dict[str, str]:
 
 
 def sign_in(env: dict[str, str], profile: str, name: str) -> Any:
+    """A signed-in user, allowed to own sessions (as `emdash-fb admin allow` does)."""
     from emdash_fb.cli.context import AppContext
+    from tests.support.allow import allow_owner
 
     app = AppContext(profile=profile, env=env)
-    app.auth.sign_in_anonymous(name)
+    allow_owner(app.target.project_id, env, app.auth.sign_in_anonymous(name).uid)
     return app
 
 

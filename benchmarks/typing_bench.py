@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from emdash_fb.cli.context import AppContext  # noqa: E402
 from tests.conftest import rules_emulator  # noqa: E402
+from tests.support.allow import allow_owner  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "typing.json"
 
@@ -72,7 +73,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
         env.update(emu.env(), XDG_CONFIG_HOME=cfg, TERM="xterm")
         alice = AppContext(profile="alice", env=env)
-        alice.auth.sign_in_anonymous("alice")
+        allow_owner(emu.project_id, env, alice.auth.sign_in_anonymous("alice").uid)
         sid = alice.sessions.share().session
         uid = alice.auth.current().uid
         url = f"http://{emu.database_host}/sessions/{sid}/presence/{uid}.json"

@@ -26,6 +26,7 @@ from rich.text import Text  # noqa: E402
 
 from emdash_fb.runner.agents import load_agent  # noqa: E402
 from tests.conftest import rules_emulator  # noqa: E402
+from tests.support.cli import make_owner  # noqa: E402
 from tests.support.runner import BackgroundRunner  # noqa: E402
 from tests.support.terminal import Terminal  # noqa: E402
 
@@ -36,6 +37,7 @@ def main() -> None:
     with rules_emulator() as emu, tempfile.TemporaryDirectory() as cfg:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
         env.update(emu.env(), XDG_CONFIG_HOME=cfg, TERM="xterm-256color")
+        make_owner(env, "alice", "alice")
         with BackgroundRunner(emu, load_agent("echo", {"rate": "8"}), workdir=ROOT):
             alice = Terminal(
                 [*EXE, "--profile", "alice", "chat", "--share", "--name", "alice"],

@@ -63,6 +63,18 @@ def _demo_runner(project_id: str, env: dict[str, str], log_file: Path) -> Any:
     )
 
 
+def _allow_demo_owner(project_id: str, app: Any) -> None:
+    """The demo allows its own user to own sessions (as `emdash-fb admin allow me` would)."""
+    from ..firebase.admin import AdminDatabase
+    from ..session import allowlist
+
+    db = AdminDatabase(project_id=project_id, env=app.env)
+    try:
+        allowlist.allow(db, "uid", app.auth.current().uid)
+    finally:
+        db.close()
+
+
 def demo(ctx: typer.Context) -> None:
     """Start the bundled emulator, an offline agent runner and a shared REPL, all in one."""
     from ..emulator.config import EmulatorConfig
@@ -89,6 +101,7 @@ def demo(ctx: typer.Context) -> None:
     runner = _demo_runner(cfg.project_id, dict(os.environ), log_file).start()
     app = ctx_of(ctx)
     app.env = dict(os.environ)
+    _allow_demo_owner(cfg.project_id, app)
     exe = shutil.which("emdash-fb") or (
         sys.argv[0]
         if Path(sys.argv[0]).name == "emdash-fb"

@@ -9,6 +9,7 @@ import typer
 from ..firebase.errors import FirebaseError
 from ..session.errors import SessionError
 from . import commands
+from .admin_cmd import admin_app
 from .chat_cmd import chat, demo
 from .context import AppContext
 from .emulators import emulators_app
@@ -56,6 +57,7 @@ app.command("chat")(chat)
 app.command("demo")(demo)
 app.add_typer(commands.config_app, name="config")
 app.add_typer(emulators_app, name="emulators")
+app.add_typer(admin_app, name="admin")
 
 
 def run() -> None:

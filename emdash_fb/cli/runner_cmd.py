@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import socket
 import sys
 import uuid
 from pathlib import Path
@@ -36,7 +34,15 @@ def runner(
     ),
     lease: float = typer.Option(30.0, "--lease", min=1.0, help="Lease length in seconds."),
     runner_id: str | None = typer.Option(
-        None, "--id", help="Runner id (default: host-pid-random)."
+        None,
+        "--id",
+        help="Runner id, shown to members (default: random, says nothing of the host).",
+    ),
+    serve: list[str] = typer.Option(
+        [],
+        "--serve",
+        help="Serve only these owners (repeatable): uid:UID, email:ADDRESS, domain:DOMAIN; "
+        "default: everyone on the project's allowlist (emdash-fb admin allow).",
     ),
     flush_ms: int = typer.Option(
         100, "--flush-ms", min=10, help="Show the first reply text this soon."
@@ -66,11 +72,17 @@ def runner(
     from ..runner.agents import AgentError, load_agent
     from ..runner.service import Runner
     from ..runner.turn import TurnSettings
+    from ..session.allowlist import ServeSpec
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("firebase_admin").setLevel(logging.WARNING)
+    try:
+        spec = ServeSpec.parse(serve)
+    except ValueError as exc:
+        typer.echo(f"error: --serve: {exc}", err=True)
+        raise typer.Exit(2) from None
     target = resolve_target()
-    rid = runner_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    rid = runner_id or f"r-{uuid.uuid4().hex[:8]}"
     try:
         the_agent = load_agent(agent, _options(agent_opt))
     except AgentError as exc:
@@ -90,7 +102,9 @@ def runner(
         max_attempts=retries + 1,
         workdir=workdir.resolve(),
     )
-    service = Runner(db, the_agent, concurrency=concurrency, settings=settings, grace_s=grace)
+    service = Runner(
+        db, the_agent, concurrency=concurrency, settings=settings, grace_s=grace, serve=spec
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

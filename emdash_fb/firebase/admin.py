@@ -1,11 +1,15 @@
-"""The runner's database client: firebase-admin, acting under the rules as a runner.
+"""The admin-side database clients: firebase-admin as a runner, or as the project's admin.
 
-The runner never uses rule-bypassing admin rights. firebase-admin is given a
-``databaseAuthVariableOverride`` whose token carries ``runner: true``, so every
-read and write is judged by the rules as that runner identity (a runner bug
-cannot rewrite membership). On an emulator firebase-admin sends the emulator's
-owner token plus the override; on a real project it authenticates with the
-service account in ``GOOGLE_APPLICATION_CREDENTIALS`` plus the override.
+:class:`RunnerDatabase` never uses rule-bypassing admin rights. firebase-admin is
+given a ``databaseAuthVariableOverride`` whose token carries ``runner: true``,
+so every read and write is judged by the rules as that runner identity (a
+runner bug cannot rewrite membership). On an emulator firebase-admin sends the
+emulator's owner token plus the override; on a real project it authenticates
+with the service account in ``GOOGLE_APPLICATION_CREDENTIALS`` plus the override.
+
+:class:`AdminDatabase` is the same client without the override: full admin
+rights, which bypass the rules. Only ``emdash-fb admin`` uses it, to manage
+the owners' allowlist that no client may write.
 """
 
 from __future__ import annotations
@@ -36,20 +40,23 @@ def default_database_url(project_id: str) -> str:
     return f"https://{project_id}-default-rtdb.firebaseio.com"
 
 
-class RunnerDatabase:
-    """Thin, typed wrapper over firebase-admin's ``db`` for one runner identity."""
+class AdminDatabase:
+    """Thin, typed wrapper over firebase-admin's ``db``: admin rights unless ``auth`` is given.
+
+    ``auth`` is the ``databaseAuthVariableOverride`` the rules judge every
+    request as (see :class:`RunnerDatabase`); ``None`` means the project's admin.
+    """
 
     def __init__(
         self,
-        runner_id: str,
         *,
         project_id: str,
         database_url: str | None = None,
         env: Mapping[str, str] = os.environ,
         timeout: float = 15.0,
+        auth: dict[str, Any] | None = None,
+        name: str = "admin",
     ) -> None:
-        self.runner_id = runner_id
-        self.uid = runner_auth(runner_id)["uid"]
         url = database_url or env.get("EMDASH_FB_DATABASE_URL") or default_database_url(project_id)
         emulator = env.get("FIREBASE_DATABASE_EMULATOR_HOST")
         if emulator and url.startswith("http://"):
@@ -61,19 +68,19 @@ class RunnerDatabase:
             path = env.get("GOOGLE_APPLICATION_CREDENTIALS")
             if not path:
                 raise ConfigError(
-                    "the runner needs a service account on a real project: "
+                    "on a real project this needs a service account: "
                     "set GOOGLE_APPLICATION_CREDENTIALS to its JSON key file"
                 )
             cred = credentials.Certificate(path)
+        options: dict[str, Any] = {
+            "databaseURL": url,
+            "projectId": project_id,
+            "httpTimeout": timeout,
+        }
+        if auth is not None:
+            options["databaseAuthVariableOverride"] = auth
         self.app = firebase_admin.initialize_app(
-            cred,
-            {
-                "databaseURL": url,
-                "projectId": project_id,
-                "databaseAuthVariableOverride": runner_auth(runner_id),
-                "httpTimeout": timeout,
-            },
-            name=f"emdash-runner-{runner_id}-{uuid.uuid4().hex[:8]}",
+            cred, options, name=f"emdash-{name}-{uuid.uuid4().hex[:8]}"
         )
 
     def close(self) -> None:
@@ -108,6 +115,30 @@ class RunnerDatabase:
         """firebase-admin's listener thread; ``callback(event_type, path, data)``."""
         reg = _call(lambda: self.ref(path).listen(lambda e: callback(e.event_type, e.path, e.data)))
         return Listening(reg)
+
+
+class RunnerDatabase(AdminDatabase):
+    """The database as one runner identity: every request judged by the rules as a runner."""
+
+    def __init__(
+        self,
+        runner_id: str,
+        *,
+        project_id: str,
+        database_url: str | None = None,
+        env: Mapping[str, str] = os.environ,
+        timeout: float = 15.0,
+    ) -> None:
+        self.runner_id = runner_id
+        self.uid = runner_auth(runner_id)["uid"]
+        super().__init__(
+            project_id=project_id,
+            database_url=database_url,
+            env=env,
+            timeout=timeout,
+            auth=runner_auth(runner_id),
+            name=f"runner-{runner_id}",
+        )
 
 
 class Listening:

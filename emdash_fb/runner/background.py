@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..firebase.admin import RunnerDatabase
+from ..session.allowlist import ServeSpec
 from .agents import Agent, load_agent
 from .service import Runner
 from .turn import TurnSettings
@@ -27,6 +28,7 @@ class RunnerThread:
         concurrency: int = 4,
         poll_s: float | None = None,
         grace_s: float = 2.0,
+        serve: ServeSpec | None = None,
         **settings: Any,
     ) -> None:
         self.db = RunnerDatabase(
@@ -39,6 +41,7 @@ class RunnerThread:
             settings=TurnSettings(**settings),
             poll_s=poll_s,
             grace_s=grace_s,
+            serve=serve,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True, name="emdash-runner")

@@ -4,6 +4,12 @@ One turn at a time per session (the session lock), different sessions in
 parallel up to ``concurrency``. The work index only says *which sessions*
 have work; the queue itself decides the order. Expired leases are noticed by
 a periodic sweep, so a message whose runner died is picked up again.
+
+Who is served: a session whose owner is on the project's allowlist now
+(re-read every few seconds, so a revoke takes effect) and matches this
+runner's ``--serve`` filter. Anything else is never claimed. Sessions take
+turns: the one served longest ago (or never) goes first, so one busy session
+can't starve another.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from typing import Any, TypeVar
 from ..firebase.admin import RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError, PermissionDenied
-from ..session import paths
+from ..session import allowlist, paths
+from ..session.allowlist import ServeSpec
 from .agents import Agent
 from .lease import NothingQueued, try_claim
 from .turn import Outcome, TurnRunner, TurnSettings
@@ -27,6 +34,8 @@ from .turn import Outcome, TurnRunner, TurnSettings
 T = TypeVar("T")
 log = logging.getLogger("emdash_fb.runner")
 HEARTBEAT_SECONDS = 10.0
+ALLOWLIST_FRESH_SECONDS = 5.0  # how long a read of /allow is trusted
+REFUSAL_LOG_SECONDS = 300.0  # say "not serving session X" at most this often
 
 
 class Runner:
@@ -39,9 +48,11 @@ class Runner:
         settings: TurnSettings | None = None,
         grace_s: float = 10.0,
         poll_s: float | None = None,
+        serve: ServeSpec | None = None,
     ) -> None:
         self.db = db
         self.agent = agent
+        self.serve = serve or ServeSpec()
         self.concurrency = concurrency
         self.settings = settings or TurnSettings()
         self.grace_s = grace_s
@@ -53,6 +64,10 @@ class Runner:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._allow: tuple[float, Any] | None = None  # (read at, /allow)
+        self._owners: dict[str, tuple[str, str]] = {}  # sid -> (owner, ownerEmail): fixed at share
+        self._refused_logged: dict[str, float] = {}
+        self._served_at: dict[str, float] = {}  # sid -> when a turn last started there
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -67,10 +82,11 @@ class Runner:
         heartbeat = asyncio.create_task(self._heartbeat())
         watch = await self.call(self.db.listen, "work", self._on_work_event)
         log.info(
-            "runner %s ready (agent %s, concurrency %d)",
+            "runner %s ready (agent %s, concurrency %d, serving %s)",
             self.db.uid,
             self.agent.name,
             self.concurrency,
+            self.serve.describe(),
         )
         try:
             while not self._stopping.is_set():
@@ -108,10 +124,24 @@ class Runner:
                 by_session[sid] = min(
                     by_session.get(sid, float("inf")), at if isinstance(at, int | float) else 0
                 )
-        for sid in sorted(by_session, key=by_session.__getitem__):
+        # Fair turns: the session served longest ago (or never) first, then oldest work.
+        self._served_at = {
+            s: t for s, t in self._served_at.items() if s in by_session or s in self.active
+        }
+        order = sorted(by_session, key=lambda s: (self._served_at.get(s, 0.0), by_session[s]))
+        for sid in order:
             if len(self.active) >= self.concurrency or self._stopping.is_set():
                 return
             if sid in self.active:
+                continue
+            try:
+                if not await self._may_serve(sid):
+                    continue
+            except PermissionDenied:
+                await self._drop_work(sid, work)  # gone: nothing there can be answered
+                continue
+            except FirebaseError as exc:
+                log.warning("checking session %s failed: %s (will retry)", sid, exc)
                 continue
             try:
                 claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
@@ -127,6 +157,30 @@ class Runner:
             turn = TurnRunner(self.db, self.agent, claim, self.settings, self.executor)
             task = asyncio.create_task(self._run_turn(turn))
             self.active[sid] = (turn, task)
+            self._served_at[sid] = time.monotonic()
+
+    async def _may_serve(self, sid: str) -> bool:
+        """Whether this runner may answer ``sid``: its owner is allowed now and served here."""
+        owner = self._owners.get(sid)
+        if owner is None:
+            meta = await self.call(self.db.get, paths.meta(sid))
+            if not isinstance(meta, dict) or not isinstance(meta.get("owner"), str):
+                raise PermissionDenied("the session is gone")
+            email = meta.get("ownerEmail")
+            owner = (meta["owner"], email if isinstance(email, str) else "")
+            if len(self._owners) > 10_000:
+                self._owners.clear()
+            self._owners[sid] = owner
+        now = time.monotonic()
+        if self._allow is None or now - self._allow[0] > ALLOWLIST_FRESH_SECONDS:
+            self._allow = (now, await self.call(self.db.get, "allow"))
+        if allowlist.is_allowed(self._allow[1], *owner) and self.serve.serves(*owner):
+            return True
+        if now - self._refused_logged.get(sid, -REFUSAL_LOG_SECONDS) >= REFUSAL_LOG_SECONDS:
+            self._refused_logged[sid] = now
+            why = "not on the allowlist" if self.serve.everyone else "not served by this runner"
+            log.info("not serving session %s: its owner %s is %s", sid, owner[0], why)
+        return False
 
     async def _drop_work(self, sid: str, work: dict[str, Any]) -> None:
         stale = {

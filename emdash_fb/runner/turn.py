@@ -319,6 +319,7 @@ class TurnRunner:
             },
             f"{base}/queue/{self.mid}": None,
             f"{base}/lock": None,
+            **self._slot_release(base),
             f"{base}/meta/lastActivity": SERVER_TIMESTAMP,
             paths.work(self.mid): None,
         }
@@ -336,6 +337,11 @@ class TurnRunner:
             )
         await self.call(self.db.update, "", updates)
         return Outcome(state, chars, 0, time.monotonic() - started, error, self.attempt)
+
+    def _slot_release(self, base: str) -> dict[str, Any]:
+        """Free the author's waiting slot with the queue item (the rules require both)."""
+        item = self.claim.item
+        return {f"{base}/slots/{item.uid}/{item.slot}": None} if item.slot else {}
 
     async def _hand_back(self) -> None:
         """Shutdown mid-turn: mark it interrupted and put the message back in line."""

@@ -35,5 +35,13 @@ class BadMessage(SessionError):
     """Empty or too-long text, unknown message id."""
 
 
+class NameTaken(SessionError):
+    """Someone in the session already goes by this name (or one that looks like it)."""
+
+
+class TooManyWaiting(SessionError):
+    """The member already has as many messages waiting as the session allows."""
+
+
 class NoSession(SessionError):
     """No session chosen: share or join one first."""

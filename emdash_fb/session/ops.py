@@ -14,16 +14,18 @@ from typing import Any
 
 from ..firebase.client import SERVER_TIMESTAMP, Rtdb, server_increment
 from ..firebase.errors import PermissionDenied
-from ..firebase.identity import MAX_NAME, Auth, Identity
-from . import codes, paths
+from ..firebase.identity import Auth, Identity, token_claims
+from . import allowlist, codes, names, paths
 from .errors import (
     BadInvite,
     BadMessage,
     Kicked,
+    NameTaken,
     NotAllowed,
     NotMember,
     SessionClosed,
     SessionFull,
+    TooManyWaiting,
 )
 from .records import (
     Member,
@@ -39,6 +41,9 @@ from .records import (
 
 MAX_TEXT = 16_000
 DEFAULT_MAX_MEMBERS = 10
+DEFAULT_MAX_QUEUED = 5  # messages one member may have waiting at once
+MAX_SLOTS = 10  # the rules' upper bound for meta/maxQueued
+ROLES_FOR_JOINERS = ("editor", "viewer")
 DEFAULT_INVITE_TTL_S = 24 * 3600
 DEFAULT_IDLE_TIMEOUT_S = 8 * 3600
 TYPING_WINDOW_MS = 4_000
@@ -107,14 +112,20 @@ class SessionClient:
         idle_timeout_s: int = DEFAULT_IDLE_TIMEOUT_S,
         mode: str = "code",
         invite: bool = True,
+        join_role: str = "editor",
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> Shared:
         """Create a session owned by me, in one atomic write.
 
-        With ``invite`` (the default) it is shared at once: the invite is
-        written in the same write. Without, it starts private (``Shared.invite``
-        is empty) and ``rotate_invite`` shares it later.
+        With ``invite`` (the default) it is shared at once: the invite, which
+        gives first-time joiners ``join_role``, is written in the same write.
+        Without, it starts private (``Shared.invite`` is empty) and
+        ``rotate_invite`` shares it later. Only owners on the project's
+        allowlist may create sessions (the rules check it).
         """
+        _check_role(join_role)
         me = self.me
+        name = self.my_name()
         sid = self.db.new_key()
         code = codes.new_code()
         expires = self.now_ms() + invite_ttl_s * 1000
@@ -125,29 +136,51 @@ class SessionClient:
             "status": "open",
             "mode": mode,
             "maxMembers": max_members,
+            "maxQueued": max(1, min(MAX_SLOTS, max_queued)),
             "memberCount": 1,
             "lastActivity": SERVER_TIMESTAMP,
             "idleTimeoutMs": idle_timeout_s * 1000,
         }
+        email = _verified_email(me)
+        if email:  # lets a runner check an email or domain allowance
+            meta.update(ownerEmail=email, ownerDomain=allowlist.domain_of(email))
         updates: dict[str, Any] = {
             paths.meta(sid): meta,
             paths.member(sid, me.uid): {
-                "name": _name(me),
+                "name": name,
                 "role": "owner",
                 "joinedAt": SERVER_TIMESTAMP,
             },
+            paths.name_claim(sid, names.name_key(name)): me.uid,
         }
         if invite:
             meta.update(inviteCode=code, inviteExpiresAt=expires)
-            updates[paths.invite(code)] = {
-                "sid": sid,
-                "by": me.uid,
-                "createdAt": SERVER_TIMESTAMP,
-                "expiresAt": expires,
-            }
-        self.db.update("", updates)
-        self._names[sid] = _name(me)
+            updates[paths.invite(code)] = _invite(sid, me.uid, expires, join_role)
+        try:
+            self.db.update("", updates)
+        except PermissionDenied:
+            raise self._why_share_failed(email) from None
+        self._names[sid] = name
         return Shared(sid, codes.display(code) if invite else "")
+
+    def _why_share_failed(self, email: str) -> Exception:
+        uid = self.me.uid
+        try:
+            allowed = self.db.get(paths.allowed("uid", uid)) is not None
+        except PermissionDenied:
+            allowed = False
+        if allowed:
+            return NotAllowed("the database refused to create the session: check the rules file")
+        who = f"uid {uid}" + (f" or email {email}" if email else "")
+        return NotAllowed(
+            f"you may not start sessions on this project: its admin must allow you first "
+            f"(emdash-fb admin allow {uid}); you are {who}"
+        )
+
+    def my_name(self) -> str:
+        """My display name as sessions store it (normalized), or BadName saying why not."""
+        me = self.me
+        return names.normalize((me.name or "").strip() or me.uid[:8])
 
     def join(self, typed_code: str) -> Joined:
         """Join by invite code; rejoining keeps your role (idempotent)."""
@@ -165,38 +198,66 @@ class SessionClient:
         if self._is_member(sid, me.uid):
             state = self.state(sid)
             return Joined(sid, list(state.members.values()), state.messages, True)
+        if invite.get("revokedAt") is not None:
+            raise self._why_join_failed(sid, me.uid, code, "")
         expires = invite.get("expiresAt")
         if isinstance(expires, int | float) and expires <= self.now_ms():
             raise BadInvite(f"invite {shown} has expired: ask the owner for a new one")
+        name = self.my_name()
+        key = names.name_key(name)
+        sticky = self._own_role(sid, me.uid)
+        role = sticky or (
+            invite.get("role") if invite.get("role") in ROLES_FOR_JOINERS else "editor"
+        )
+        updates: dict[str, Any] = {
+            paths.member(sid, me.uid): {
+                "name": name,
+                "role": role,
+                "joinedAt": SERVER_TIMESTAMP,
+                "via": code,
+            },
+            paths.name_claim(sid, key): me.uid,
+            f"{paths.meta(sid)}/memberCount": server_increment(1),
+            f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
+        }
+        if sticky is None:
+            updates[paths.role(sid, me.uid)] = role
         try:
-            self.db.update(
-                "",
-                {
-                    paths.member(sid, me.uid): {
-                        "name": _name(me),
-                        "role": "editor",
-                        "joinedAt": SERVER_TIMESTAMP,
-                        "via": code,
-                    },
-                    f"{paths.meta(sid)}/memberCount": server_increment(1),
-                    f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
-                },
-            )
+            self.db.update("", updates)
         except PermissionDenied:
-            raise self._why_join_failed(sid, me.uid, code) from None
-        self._names[sid] = _name(me)
+            raise self._why_join_failed(sid, me.uid, code, key) from None
+        self._names[sid] = name
         state = self.state(sid)
         return Joined(sid, list(state.members.values()), state.messages, False)
 
-    def _why_join_failed(self, sid: str, uid: str, code: str) -> Exception:
+    def _own_role(self, sid: str, uid: str) -> str | None:
+        """My sticky role in ``sid`` (kept from an earlier membership), if any."""
+        try:
+            role = self.db.get(paths.role(sid, uid))
+        except PermissionDenied:
+            return None
+        return role if role in ROLES_FOR_JOINERS else None
+
+    def _why_join_failed(self, sid: str, uid: str, code: str, key: str) -> Exception:
         shown = codes.display(code)
         try:
             if self.db.get(paths.kicked(sid, uid)) is not None:
                 return Kicked("the owner removed you from this session; you can't rejoin it")
         except PermissionDenied:
             pass
-        if self.db.get(paths.invite(code)) is None:
-            return BadInvite(f"invite {shown} was revoked: ask the owner for a new one")
+        invite = self.db.get(paths.invite(code))
+        if not isinstance(invite, dict) or invite.get("revokedAt") is not None:
+            return BadInvite(f"invite {shown} is no longer valid: ask the owner for a new one")
+        if key:
+            try:
+                holder = self.db.get(paths.name_claim(sid, key))
+            except PermissionDenied:
+                holder = None
+            if holder is not None and holder != uid:
+                return NameTaken(
+                    f"the name {self.my_name()!r} (or one that looks like it) is taken in this "
+                    "session: join with --name OTHER"
+                )
         return SessionFull(f"can't join with {shown}: the session is full or closed")
 
     def _is_member(self, sid: str, uid: str) -> bool:
@@ -286,7 +347,8 @@ class SessionClient:
     # -- talking ---------------------------------------------------------------
 
     def send(self, sid: str, text: str) -> Sent:
-        """Queue a message for the agent: queue item, history entry and work index in one write."""
+        """Queue a message for the agent: queue item, history entry, work index and one of
+        my waiting slots, in one write."""
         if not text.strip():
             raise BadMessage("nothing to send: the message is empty")
         length = utf16_length(text)
@@ -296,20 +358,41 @@ class SessionClient:
             )
         me = self.me
         mid = self.db.new_key()
-        name = self._names.get(sid) or _name(me)
-        try:
-            self.db.update("", self._send_write(sid, mid, me.uid, name, text))
-        except PermissionDenied:
-            # The rules hold a sender to the name they joined with; if ours
-            # changed since, send under the member record's name.
-            member = self._member_name(sid, me.uid)
-            if member is None or member == name:
+        name = self._names.get(sid) or self.my_name()
+        for _attempt in range(3):
+            slot = self._free_slot(sid, me.uid)
+            try:
+                self.db.update("", self._send_write(sid, mid, me.uid, name, text, slot))
+                return Sent(mid, self.position(sid, mid))
+            except PermissionDenied:
+                member = self._member_name(sid, me.uid)
+                if member is not None and member != name:
+                    # The rules hold a sender to the name they joined with; if ours
+                    # changed since, send under the member record's name.
+                    self._names[sid] = name = member
+                    continue
+                if self._free_slot(sid, me.uid) != slot:
+                    continue  # another send of mine took that slot first: try the next
                 raise self._why_denied(sid, "send") from None
-            self._names[sid] = member
-            self._write(sid, self._send_write(sid, mid, me.uid, member, text), action="send")
-        return Sent(mid, self.position(sid, mid))
+        raise self._why_denied(sid, "send")
 
-    def _send_write(self, sid: str, mid: str, uid: str, name: str, text: str) -> dict[str, Any]:
+    def _free_slot(self, sid: str, uid: str) -> str:
+        """The first of my waiting slots not holding a message (s0, s1, ...)."""
+        try:
+            taken = self.db.get(paths.slots(sid, uid))
+        except PermissionDenied:
+            raise self._not_member(sid) from None
+        taken = taken if isinstance(taken, dict) else {}
+        free = next((f"s{i}" for i in range(MAX_SLOTS) if f"s{i}" not in taken), None)
+        if free is None:
+            raise TooManyWaiting(
+                f"you have {len(taken)} messages waiting: wait for the agent or /cancel one"
+            )
+        return free
+
+    def _send_write(
+        self, sid: str, mid: str, uid: str, name: str, text: str, slot: str
+    ) -> dict[str, Any]:
         return {
             paths.queue_item(sid, mid): {
                 "uid": uid,
@@ -317,6 +400,7 @@ class SessionClient:
                 "text": text,
                 "createdAt": SERVER_TIMESTAMP,
                 "state": "queued",
+                "slot": slot,
             },
             paths.message(sid, mid): {
                 "role": "user",
@@ -325,7 +409,9 @@ class SessionClient:
                 "text": text,
                 "at": SERVER_TIMESTAMP,
             },
+            paths.slot(sid, uid, slot): mid,
             paths.work(mid): {"sid": sid, "uid": uid, "at": SERVER_TIMESTAMP},
+            f"{paths.meta(sid)}/lastMessage": mid,
             f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
         }
 
@@ -357,6 +443,7 @@ class SessionClient:
                         paths.queue_item(sid, mid): None,
                         paths.work(mid): None,
                         f"{paths.message(sid, mid)}/state": "cancelled",
+                        **({paths.slot(sid, item.uid, item.slot): None} if item.slot else {}),
                     },
                 )
                 return "skipped"
@@ -385,48 +472,83 @@ class SessionClient:
         self._write(sid, {f"{paths.meta(sid)}/mode": mode}, action="change the mode")
 
     def set_role(self, sid: str, uid: str, role: str) -> None:
-        if role not in ("editor", "viewer"):
+        """Change a member's role; it sticks (leaving and rejoining keeps it)."""
+        if role not in ROLES_FOR_JOINERS:
             raise BadMessage(f"unknown role {role!r}: use editor or viewer")
         self._owner_check(sid, "change roles")
-        self._write(sid, {f"{paths.member(sid, uid)}/role": role}, action="change roles")
+        self._write(
+            sid,
+            {f"{paths.member(sid, uid)}/role": role, paths.role(sid, uid): role},
+            action="change roles",
+        )
 
-    def kick(self, sid: str, uid: str) -> None:
+    def kick(self, sid: str, uid: str) -> str | None:
+        """Remove a member for good. The invite they knew is replaced in the same write
+        (the rules require it); returns the new code to share (None: there was none)."""
         meta = self._owner_check(sid, "remove members")
         if uid == meta.owner:
             raise NotAllowed("you can't remove yourself: /close the session instead")
         if not self._is_member(sid, uid):
             raise BadMessage(f"{uid} is not a member of this session")
-        self._write(
-            sid,
-            {
-                paths.member(sid, uid): None,
-                paths.presence(sid, uid): None,
-                paths.kicked(sid, uid): {"by": self.me.uid, "at": SERVER_TIMESTAMP},
-                f"{paths.meta(sid)}/memberCount": server_increment(-1),
-                # names whose kick this decrement is, so the rules can tie the two
-                f"{paths.meta(sid)}/lastKicked": uid,
-            },
-            action="remove members",
-        )
+        updates: dict[str, Any] = {
+            paths.member(sid, uid): None,
+            paths.presence(sid, uid): None,
+            paths.kicked(sid, uid): {"by": self.me.uid, "at": SERVER_TIMESTAMP},
+            f"{paths.meta(sid)}/memberCount": server_increment(-1),
+            # names whose kick this decrement is, so the rules can tie the two
+            f"{paths.meta(sid)}/lastKicked": uid,
+        }
+        new_code = None
+        if meta.invite_code:
+            new_code, rotation = self._rotation(sid, meta, DEFAULT_INVITE_TTL_S, None)
+            updates.update(rotation)
+        self._write(sid, updates, action="remove members")
+        return codes.display(new_code) if new_code else None
 
-    def rotate_invite(self, sid: str, ttl_s: int = DEFAULT_INVITE_TTL_S) -> str:
+    def rotate_invite(
+        self, sid: str, ttl_s: int = DEFAULT_INVITE_TTL_S, role: str | None = None
+    ) -> str:
+        """A new invite code (the old one can never be used again); ``role`` defaults to the
+        old invite's."""
+        if role is not None:
+            _check_role(role)
         meta = self._owner_check(sid, "rotate the invite")
+        code, updates = self._rotation(sid, meta, ttl_s, role)
+        self._write(sid, updates, action="rotate the invite")
+        return codes.display(code)
+
+    def _rotation(
+        self, sid: str, meta: Meta, ttl_s: int, role: str | None
+    ) -> tuple[str, dict[str, Any]]:
         code = codes.new_code()
         expires = self.now_ms() + ttl_s * 1000
+        if role is None:
+            role = self.invite_role(meta) or "editor"
         updates: dict[str, Any] = {
-            paths.invite(code): {
-                "sid": sid,
-                "by": self.me.uid,
-                "createdAt": SERVER_TIMESTAMP,
-                "expiresAt": expires,
-            },
+            paths.invite(code): _invite(sid, self.me.uid, expires, role),
             f"{paths.meta(sid)}/inviteCode": code,
             f"{paths.meta(sid)}/inviteExpiresAt": expires,
         }
         if meta.invite_code:
-            updates[paths.invite(meta.invite_code)] = None
-        self._write(sid, updates, action="rotate the invite")
-        return codes.display(code)
+            updates[f"{paths.invite(meta.invite_code)}/revokedAt"] = SERVER_TIMESTAMP
+        return code, updates
+
+    def invite_role(self, meta: Meta) -> str | None:
+        """The role the session's current invite gives first-time joiners (None: no invite)."""
+        if not meta.invite_code:
+            return None
+        role = self.db.get(f"{paths.invite(meta.invite_code)}/role")
+        return role if role in ROLES_FOR_JOINERS else None
+
+    def set_join_role(self, sid: str, role: str) -> None:
+        """The role first-time joiners get with the current invite (editor or viewer)."""
+        _check_role(role)
+        meta = self._owner_check(sid, "change the role joiners get")
+        if not meta.invite_code:
+            raise BadMessage("this session has no invite: /share first")
+        self._write(
+            sid, {f"{paths.invite(meta.invite_code)}/role": role}, action="change the join role"
+        )
 
     def revoke_invite(self, sid: str) -> None:
         meta = self._owner_check(sid, "revoke the invite")
@@ -435,7 +557,7 @@ class SessionClient:
             f"{paths.meta(sid)}/inviteExpiresAt": None,
         }
         if meta.invite_code:
-            updates[paths.invite(meta.invite_code)] = None
+            updates[f"{paths.invite(meta.invite_code)}/revokedAt"] = SERVER_TIMESTAMP
         self._write(sid, updates, action="revoke the invite")
 
     def close(self, sid: str) -> None:
@@ -446,7 +568,7 @@ class SessionClient:
             f"{paths.meta(sid)}/inviteExpiresAt": None,
         }
         if meta.invite_code:
-            updates[paths.invite(meta.invite_code)] = None
+            updates[f"{paths.invite(meta.invite_code)}/revokedAt"] = SERVER_TIMESTAMP
         self._write(sid, updates, action="close the session")
 
     # -- helpers -------------------------------------------------------------------
@@ -473,14 +595,39 @@ class SessionClient:
         me = state.members.get(self.me.uid)
         if me is not None and me.role == "viewer" and action == "send":
             return NotAllowed("you are a viewer in this session: viewers can't send messages")
+        if action == "send":
+            waiting = sum(1 for q in state.queue if q.uid == self.me.uid)
+            if waiting >= state.meta.max_queued:
+                return TooManyWaiting(
+                    f"you have {waiting} messages waiting: wait for the agent or /cancel one"
+                )
         return NotAllowed(f"you are not allowed to {action} in this session")
 
 
 def utf16_length(text: str) -> int:
     """Length as the rules count it (JavaScript strings: UTF-16 code units)."""
-    return len(text.encode("utf-16-le")) // 2
+    return names.utf16_length(text)
 
 
-def _name(me: Identity) -> str:
-    name = (me.name or "").strip() or me.uid[:8]
-    return name[:MAX_NAME]
+def _check_role(role: str) -> None:
+    if role not in ROLES_FOR_JOINERS:
+        raise BadMessage(f"unknown role {role!r}: use editor or viewer")
+
+
+def _invite(sid: str, uid: str, expires: int, role: str) -> dict[str, Any]:
+    return {
+        "sid": sid,
+        "by": uid,
+        "createdAt": SERVER_TIMESTAMP,
+        "expiresAt": expires,
+        "role": role,
+    }
+
+
+def _verified_email(me: Identity) -> str:
+    """My address in lower case if my ID token says it is verified, else ``""``."""
+    claims = token_claims(me.id_token)
+    email = claims.get("email")
+    if claims.get("email_verified") is True and isinstance(email, str):
+        return email.lower()
+    return ""

@@ -21,6 +21,28 @@ def member(sid: str, uid: str) -> str:
     return f"sessions/{sid}/members/{uid}"
 
 
+def name_claim(sid: str, key: str) -> str:
+    return f"sessions/{sid}/names/{key}"
+
+
+def role(sid: str, uid: str) -> str:
+    """The uid's sticky role in the session (kept after leaving)."""
+    return f"sessions/{sid}/roles/{uid}"
+
+
+def slots(sid: str, uid: str) -> str:
+    return f"sessions/{sid}/slots/{uid}"
+
+
+def slot(sid: str, uid: str, slot_key: str) -> str:
+    return f"sessions/{sid}/slots/{uid}/{slot_key}"
+
+
+def allowed(kind: str, key: str) -> str:
+    """The allowlist entry for an owner: kind is uid, email or domain."""
+    return f"allow/{kind}/{key}"
+
+
 def kicked(sid: str, uid: str) -> str:
     return f"sessions/{sid}/kicked/{uid}"
 

@@ -30,6 +30,7 @@ def as_dict(v: Any) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Meta:
     owner: str = ""
+    owner_email: str = ""
     title: str = ""
     invite_code: str | None = None
     invite_expires_at: int = 0
@@ -37,6 +38,7 @@ class Meta:
     status: str = "open"
     mode: str = "code"
     max_members: int = 10
+    max_queued: int = 5
     member_count: int = 0
     last_activity: int = 0
     idle_timeout_ms: int = 0
@@ -47,6 +49,7 @@ class Meta:
         code = d.get("inviteCode")
         return cls(
             owner=_str(d.get("owner")),
+            owner_email=_str(d.get("ownerEmail")),
             title=_str(d.get("title")),
             invite_code=code if isinstance(code, str) else None,
             invite_expires_at=_int(d.get("inviteExpiresAt")),
@@ -54,6 +57,7 @@ class Meta:
             status=_str(d.get("status"), "open"),
             mode=_str(d.get("mode"), "code"),
             max_members=_int(d.get("maxMembers"), 10),
+            max_queued=_int(d.get("maxQueued"), 5),
             member_count=_int(d.get("memberCount")),
             last_activity=_int(d.get("lastActivity")),
             idle_timeout_ms=_int(d.get("idleTimeoutMs")),
@@ -109,6 +113,7 @@ class QueueItem:
     text: str
     created_at: int
     state: str
+    slot: str = ""  # the sender's waiting slot (slots/<uid>/<slot>) it holds
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> QueueItem:
@@ -120,6 +125,7 @@ class QueueItem:
             _str(d.get("text")),
             _int(d.get("createdAt")),
             _str(d.get("state"), "queued"),
+            _str(d.get("slot")),
         )
 
 

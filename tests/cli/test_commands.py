@@ -15,6 +15,7 @@ import pexpect
 import pytest
 
 from emdash_fb.emulator.server import ThreadedEmulator
+from tests.support.allow import allow_owner
 from tests.support.runner import BackgroundRunner
 
 EXE = [sys.executable, "-m", "emdash_fb.cli.main"]
@@ -62,6 +63,8 @@ def test_scripted_session(cli_env: dict[str, str]) -> None:
     alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
     me = alice.json("login", "--name", "alice")
     assert me["name"] == "alice" and me["provider"] == "anonymous"
+    assert "may not start sessions" in alice.fails("share", "--title", "demo")
+    alice.json("admin", "allow", "me")
     shared = alice.json("share", "--title", "demo")
     assert set(shared) == {"session", "invite"}
     sent = alice.json("send", "first question")
@@ -122,6 +125,7 @@ def test_user_mistakes_are_one_line(cli_env: dict[str, str], args: list[str], wo
 def test_send_wait_returns_the_reply(cli_env: dict[str, str], rules_emu: ThreadedEmulator) -> None:
     alice = Cli(cli_env, "alice")
     alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
     alice.json("share")
     with BackgroundRunner(rules_emu):
         out = alice.json("send", "hello agent", "--wait", "--timeout", "30")
@@ -139,7 +143,7 @@ def test_wait_finds_a_reply_that_landed_before_it_started(
     from emdash_fb.cli.context import AppContext
 
     app = AppContext(profile="early", env=cli_env)
-    app.auth.sign_in_anonymous("early")
+    allow_owner(rules_emu.project_id, cli_env, app.auth.sign_in_anonymous("early").uid)
     sid = app.sessions.share().session
     with BackgroundRunner(rules_emu):
         mid = app.sessions.send(sid, "quick one").message
@@ -157,6 +161,7 @@ def test_wait_finds_a_reply_that_landed_before_it_started(
 def test_human_output_in_a_terminal_is_safe(cli_env: dict[str, str]) -> None:
     alice = Cli(cli_env, "alice")
     alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
     alice.json("share")
     alice.json("send", "[bold]not bold[/bold] \x1b[2J\x1b]0;pwned\x07 bell\x07")
     child = pexpect.spawn(

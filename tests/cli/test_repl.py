@@ -14,6 +14,7 @@ import pytest
 from emdash_fb.cli.context import AppContext
 from emdash_fb.emulator.server import ThreadedEmulator
 from emdash_fb.runner.agents import load_agent
+from tests.support.cli import make_owner
 from tests.support.runner import BackgroundRunner
 from tests.support.terminal import Terminal
 
@@ -40,6 +41,8 @@ def terminals() -> Iterator[list[Terminal]]:
 
 
 def open_chat(env: dict[str, str], opened: list[Terminal], profile: str, *args: str) -> Terminal:
+    if "--share" in args:  # an owner: signed in and allowed first, as a script does
+        make_owner(env, profile, args[args.index("--name") + 1])
     t = Terminal([*EXE, "--profile", profile, "chat", *args], env)
     opened.append(t)
     return t

@@ -11,6 +11,8 @@ import secrets
 import time
 from typing import Any
 
+from emdash_fb.session.names import name_key
+
 TS = {".sv": "timestamp"}
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PUSH_ALPHABET = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -47,6 +49,25 @@ def session_path(sid: str, rest: str = "") -> str:
 # -- sessions and membership ---------------------------------------------------
 
 
+def key(name: str) -> str:
+    """A name's look-alike key (the rules compute the same; see emdash_fb/session/names.py)."""
+    return name_key(name)
+
+
+def is_key(key: str) -> bool:
+    """Whether ``key`` can be a database key at all (else the server refuses with a 400)."""
+    return (
+        bool(key)
+        and not any(c in key for c in ".#$[]/")
+        and all(ord(c) > 0x1F and c != "\x7f" for c in key)
+    )
+
+
+def invite(sid: str, uid: str, *, role: str = "editor", expires_at: int | None = None) -> dict:
+    expires = now_ms() + DAY_MS if expires_at is None else expires_at
+    return {"sid": sid, "by": uid, "createdAt": TS, "expiresAt": expires, "role": role}
+
+
 def share(
     uid: str,
     name: str,
@@ -55,42 +76,53 @@ def share(
     *,
     expires_at: int | None = None,
     max_members: int = 5,
+    max_queued: int = 5,
     idle_ms: int = 30 * MINUTE_MS,
     title: str = "demo",
     mode: str = "code",
+    role: str = "editor",
 ) -> dict[str, Any]:
-    expires = now_ms() + DAY_MS if expires_at is None else expires_at
+    inv = invite(sid, uid, role=role, expires_at=expires_at)
     return {
         f"sessions/{sid}/meta": {
             "owner": uid,
             "title": title,
             "inviteCode": code,
-            "inviteExpiresAt": expires,
+            "inviteExpiresAt": inv["expiresAt"],
             "createdAt": TS,
             "status": "open",
             "mode": mode,
             "maxMembers": max_members,
+            "maxQueued": max_queued,
             "memberCount": 1,
             "lastActivity": TS,
             "idleTimeoutMs": idle_ms,
         },
         f"sessions/{sid}/members/{uid}": {"name": name, "role": "owner", "joinedAt": TS},
-        f"invites/{code}": {"sid": sid, "by": uid, "createdAt": TS, "expiresAt": expires},
+        f"sessions/{sid}/names/{key(name)}": uid,
+        f"invites/{code}": inv,
     }
 
 
-def join(uid: str, name: str, sid: str, code: str) -> dict[str, Any]:
+def join(
+    uid: str, name: str, sid: str, code: str, *, role: str = "editor", first: bool = True
+) -> dict[str, Any]:
+    """A join: ``role`` is the invite's (first time) or the sticky one (``first=False``)."""
     # A joiner can't read meta before joining, so the count moves by a server increment.
-    return {
+    body: dict[str, Any] = {
         f"sessions/{sid}/members/{uid}": {
             "name": name,
-            "role": "editor",
+            "role": role,
             "joinedAt": TS,
             "via": code,
         },
+        f"sessions/{sid}/names/{key(name)}": uid,
         f"sessions/{sid}/meta/memberCount": inc(1),
         f"sessions/{sid}/meta/lastActivity": TS,
     }
+    if first:
+        body[f"sessions/{sid}/roles/{uid}"] = role
+    return body
 
 
 def leave(uid: str, sid: str) -> dict[str, Any]:
@@ -101,33 +133,51 @@ def leave(uid: str, sid: str) -> dict[str, Any]:
     }
 
 
-def kick(owner: str, sid: str, uid: str) -> dict[str, Any]:
-    return {
+def set_role(sid: str, uid: str, role: str) -> dict[str, Any]:
+    return {f"sessions/{sid}/members/{uid}/role": role, f"sessions/{sid}/roles/{uid}": role}
+
+
+def kick(
+    owner: str, sid: str, uid: str, old: str | None, new: str | None, *, role: str = "editor"
+) -> dict[str, Any]:
+    """Kick ``uid``: the invite they knew is replaced by ``new`` (or revoked: ``new=None``)."""
+    body: dict[str, Any] = {
         f"sessions/{sid}/members/{uid}": None,
         f"sessions/{sid}/presence/{uid}": None,
         f"sessions/{sid}/kicked/{uid}": {"by": owner, "at": TS},
         f"sessions/{sid}/meta/memberCount": inc(-1),
         f"sessions/{sid}/meta/lastKicked": uid,
     }
+    if new is None:
+        body.update(revoke(sid, old) if old else {})
+    else:
+        body.update(rotate(owner, sid, old, new, role=role))
+    return body
 
 
 def rotate(
-    owner: str, sid: str, old: str | None, new: str, *, expires_at: int | None = None
+    owner: str,
+    sid: str,
+    old: str | None,
+    new: str,
+    *,
+    expires_at: int | None = None,
+    role: str = "editor",
 ) -> dict[str, Any]:
-    expires = now_ms() + DAY_MS if expires_at is None else expires_at
+    inv = invite(sid, owner, role=role, expires_at=expires_at)
     body: dict[str, Any] = {
-        f"invites/{new}": {"sid": sid, "by": owner, "createdAt": TS, "expiresAt": expires},
+        f"invites/{new}": inv,
         f"sessions/{sid}/meta/inviteCode": new,
-        f"sessions/{sid}/meta/inviteExpiresAt": expires,
+        f"sessions/{sid}/meta/inviteExpiresAt": inv["expiresAt"],
     }
     if old is not None:
-        body[f"invites/{old}"] = None
+        body[f"invites/{old}/revokedAt"] = TS
     return body
 
 
 def revoke(sid: str, old: str) -> dict[str, Any]:
     return {
-        f"invites/{old}": None,
+        f"invites/{old}/revokedAt": TS,
         f"sessions/{sid}/meta/inviteCode": None,
         f"sessions/{sid}/meta/inviteExpiresAt": None,
     }
@@ -140,7 +190,7 @@ def close(sid: str, code: str | None) -> dict[str, Any]:
         f"sessions/{sid}/meta/inviteExpiresAt": None,
     }
     if code is not None:
-        body[f"invites/{code}"] = None
+        body[f"invites/{code}/revokedAt"] = TS
     return body
 
 
@@ -154,7 +204,7 @@ def presence(typing_until: int | None = None) -> dict[str, Any]:
 # -- messages ------------------------------------------------------------------
 
 
-def send(uid: str, name: str, sid: str, mid: str, text: str) -> dict[str, Any]:
+def send(uid: str, name: str, sid: str, mid: str, text: str, *, slot: str = "s0") -> dict[str, Any]:
     return {
         f"sessions/{sid}/queue/{mid}": {
             "uid": uid,
@@ -162,6 +212,7 @@ def send(uid: str, name: str, sid: str, mid: str, text: str) -> dict[str, Any]:
             "text": text,
             "createdAt": TS,
             "state": "queued",
+            "slot": slot,
         },
         f"sessions/{sid}/messages/{mid}": {
             "role": "user",
@@ -170,14 +221,18 @@ def send(uid: str, name: str, sid: str, mid: str, text: str) -> dict[str, Any]:
             "text": text,
             "at": TS,
         },
+        f"sessions/{sid}/slots/{uid}/{slot}": mid,
         f"work/{mid}": {"sid": sid, "uid": uid, "at": TS},
+        f"sessions/{sid}/meta/lastMessage": mid,
         f"sessions/{sid}/meta/lastActivity": TS,
     }
 
 
-def cancel_queued(sid: str, mid: str) -> dict[str, Any]:
+def cancel_queued(sid: str, mid: str, uid: str, slot: str = "s0") -> dict[str, Any]:
+    """Cancel ``uid``'s queued message ``mid`` (which took ``slot``)."""
     return {
         f"sessions/{sid}/queue/{mid}": None,
+        f"sessions/{sid}/slots/{uid}/{slot}": None,
         f"work/{mid}": None,
         f"sessions/{sid}/messages/{mid}/state": "cancelled",
     }
@@ -209,8 +264,16 @@ def start_turn(sid: str, mid: str, runner: str, *, fence: int = 1) -> dict[str, 
 
 
 def finish_turn(
-    sid: str, mid: str, runner: str, text: str, *, agent: str = "demo-agent"
+    sid: str,
+    mid: str,
+    runner: str,
+    text: str,
+    *,
+    author: str = "bob",
+    slot: str = "s0",
+    agent: str = "demo-agent",
 ) -> dict[str, Any]:
+    """Finish the turn of ``author``'s message ``mid`` (which took ``slot``)."""
     return {
         f"sessions/{sid}/turns/{mid}/state": "done",
         f"sessions/{sid}/turns/{mid}/endedAt": TS,
@@ -224,6 +287,7 @@ def finish_turn(
             "replyTo": mid,
         },
         f"sessions/{sid}/queue/{mid}": None,
+        f"sessions/{sid}/slots/{author}/{slot}": None,
         f"work/{mid}": None,
         f"sessions/{sid}/lock": None,
         f"sessions/{sid}/meta/lastActivity": TS,

@@ -15,7 +15,7 @@ from tests.rules.world import Team, denied, ok
 
 
 def cancel_body(t: Team) -> dict[str, Any]:
-    return model.cancel_queued(t.s.sid, t.queued)
+    return model.cancel_queued(t.s.sid, t.queued, "bob", "s1")
 
 
 @pytest.mark.parametrize("who", ["bob", "alice"])  # the author, the owner
@@ -72,7 +72,7 @@ def test_cancel_queued_attack_refused_then_author_cancel_allowed(
 
 def test_cannot_cancel_a_running_message_as_queued(team: Team) -> None:
     """Once the runner has started it, the queued-cancel is refused; the running cancel applies."""
-    body = model.cancel_queued(team.s.sid, team.running)
+    body = model.cancel_queued(team.s.sid, team.running, "bob", "s0")
     denied(team.bob.update(body))
     denied(team.alice.update(body))
     assert team.world.value(team.s.path(f"queue/{team.running}/state")) == "running"
@@ -81,8 +81,8 @@ def test_cannot_cancel_a_running_message_as_queued(team: Team) -> None:
 def test_author_who_left_cannot_cancel(team: Team) -> None:
     dave_mid = team.world.send(team.s, team.dave, "dave asks")
     ok(team.dave.update(model.leave("dave", team.s.sid)))
-    denied(team.dave.update(model.cancel_queued(team.s.sid, dave_mid)))
-    ok(team.alice.update(model.cancel_queued(team.s.sid, dave_mid)))
+    denied(team.dave.update(model.cancel_queued(team.s.sid, dave_mid, "dave")))
+    ok(team.alice.update(model.cancel_queued(team.s.sid, dave_mid, "dave")))
 
 
 def test_cancelled_mark_cannot_be_undone_or_set_again(team: Team) -> None:

@@ -49,7 +49,10 @@ def _hand_back(t: Team) -> dict[str, object]:
 
 OPERATIONS: list[tuple[str, Op]] = [
     ("join", lambda t: t.eve.update(model.join("eve", "Eve", t.s.sid, t.s.code or ""))),
-    ("send", lambda t: t.bob.update(model.send("bob", "Bob", t.s.sid, model.push_id(), "hi"))),
+    (
+        "send",
+        lambda t: t.bob.update(model.send("bob", "Bob", t.s.sid, model.push_id(), "hi", slot="s2")),
+    ),
     (
         "owner-send",
         lambda t: t.alice.update(model.send("alice", "Alice", t.s.sid, model.push_id(), "hi")),
@@ -57,21 +60,20 @@ OPERATIONS: list[tuple[str, Op]] = [
     ("set-mode", lambda t: t.bob.put(t.s.path("meta/mode"), "plan")),
     ("presence", lambda t: t.bob.put(t.s.path("presence/bob"), model.presence())),
     ("leave", lambda t: t.dave.update(model.leave("dave", t.s.sid))),
-    ("kick", lambda t: t.alice.update(model.kick("alice", t.s.sid, "dave"))),
-    ("set-role", lambda t: t.alice.put(t.s.path("members/bob/role"), "viewer")),
+    ("kick", lambda t: t.alice.update(model.kick("alice", t.s.sid, "dave", t.s.code, None))),
+    ("set-role", lambda t: t.alice.update(model.set_role(t.s.sid, "bob", "viewer"))),
     (
         "rotate",
         lambda t: t.alice.update(model.rotate("alice", t.s.sid, t.s.code, model.invite_code())),
     ),
     ("revoke", lambda t: t.alice.update(model.revoke(t.s.sid, t.s.code or ""))),
-    ("cancel-queued", lambda t: t.bob.update(model.cancel_queued(t.s.sid, t.queued))),
+    ("cancel-queued", lambda t: t.bob.update(model.cancel_queued(t.s.sid, t.queued, "bob", "s1"))),
     (
         "cancel-running",
         lambda t: t.bob.put(
             t.s.path(f"turns/{t.running}/cancelRequested"), model.cancel_running("bob")
         ),
     ),
-    ("bump-activity", lambda t: t.alice.put(t.s.path("meta/lastActivity"), TS)),
     ("runner-bump-activity", lambda t: t.runner.put(t.s.path("meta/lastActivity"), TS)),
     (
         "runner-claim",
@@ -156,7 +158,7 @@ def test_owner_records_the_idle_close(emulator: ThreadedEmulator) -> None:
     ok(t.alice.update(model.close(t.s.sid, t.s.code)))
     assert t.world.value(t.s.path("meta/status")) == "closed"
     assert t.world.value(t.s.path("meta/inviteCode")) is None
-    assert t.world.value(f"invites/{t.s.code}") is None
+    assert t.world.value(f"invites/{t.s.code}/revokedAt")  # a tombstone, never reused
 
 
 def test_idle_session_cannot_be_woken_up(idle_team: Team) -> None:

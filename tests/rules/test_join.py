@@ -164,10 +164,13 @@ def test_kicked_user_cannot_rejoin(world: World) -> None:
     alice, bob, eve = world.user("alice"), world.user("bob"), world.user("eve")
     s = world.share(alice)
     world.join(s, bob)
-    ok(alice.update(model.kick("alice", s.sid, "bob")))
+    new = model.invite_code()
+    ok(alice.update(model.kick("alice", s.sid, "bob", s.code, new)))
     denied(bob.update(join_body(s)))
+    denied(bob.update(join_body(s, code=new)))  # not even with the new code
     ok(bob.get(s.path("kicked/bob")))  # bob can tell why
-    ok(eve.update(join_body(s, uid="eve")))  # the same code still works for others
+    denied(eve.update(join_body(s, uid="eve")))  # the code bob knew is dead for everyone
+    ok(eve.update(join_body(s, uid="eve", code=new)))
 
 
 def test_runner_cannot_join(world: World) -> None:

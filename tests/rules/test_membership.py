@@ -72,7 +72,13 @@ def test_member_cannot_delete_own_record_bare(team: Team) -> None:
 
 
 def kick_body(t: Team, uid: str = "dave") -> dict[str, Any]:
-    return model.kick("alice", t.s.sid, uid)
+    """Kick ``uid``, replacing the invite with a fresh code (``t.s.code`` is the current one)."""
+    return model.kick(
+        "alice", t.s.sid, uid, t.s.code, NEW_CODE.setdefault(t.s.sid, model.invite_code())
+    )
+
+
+NEW_CODE: dict[str, str] = {}
 
 
 KickAttack = Callable[[Team], tuple[Any, dict[str, Any]]]
@@ -185,8 +191,9 @@ ROLE_CHANGES_ALLOWED = [
 
 @pytest.mark.parametrize(("target", "role"), ROLE_CHANGES_ALLOWED)
 def test_owner_sets_roles(team: Team, target: str, role: str) -> None:
-    ok(team.alice.put(team.s.path(f"members/{target}/role"), role))
+    ok(team.alice.update(model.set_role(team.s.sid, target, role)))
     assert team.world.value(team.s.path(f"members/{target}/role")) == role
+    assert team.world.value(team.s.path(f"roles/{target}")) == role
 
 
 ROLE_ATTACKS = [
@@ -210,6 +217,7 @@ ROLE_ATTACKS = [
 def test_role_change_refused(team: Team, actor: str, target: str, role: str) -> None:
     who = team.world.nobody if actor == "nobody" else getattr(team, actor)
     before = team.world.value(team.s.path(f"members/{target}"))
+    denied(who.update(model.set_role(team.s.sid, target, role)))
     denied(who.put(team.s.path(f"members/{target}/role"), role))
     assert team.world.value(team.s.path(f"members/{target}")) == before
 
@@ -242,5 +250,6 @@ def test_runner_cannot_write_membership(team: Team) -> None:
     r = team.runner
     denied(r.put(team.s.path(f"members/{r.uid}"), {"name": "R", "role": "editor", "joinedAt": TS}))
     denied(r.put(team.s.path("members/bob/role"), "viewer"))
+    denied(r.update(model.set_role(team.s.sid, "bob", "viewer")))
     denied(r.delete(team.s.path("members/bob")))
     denied(r.update(kick_body(team)))

@@ -89,9 +89,24 @@ def test_nobody_replaces_or_deletes_meta_whole(team: Team) -> None:
 # -- last activity -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("who", ["alice", "bob", "runner"])
-def test_activity_bumped_by_senders_and_runner(team: Team, who: str) -> None:
-    ok(actor(team, who).put(team.s.path("meta/lastActivity"), TS))
+def test_activity_bumped_by_the_runner_alone(team: Team) -> None:
+    ok(team.runner.put(team.s.path("meta/lastActivity"), TS))
+
+
+@pytest.mark.parametrize("who", ["alice", "bob"])
+def test_members_bump_activity_only_by_sending(team: Team, who: str) -> None:
+    """A bare write (or one naming an old message) would keep a session from ever idling."""
+    member = actor(team, who)
+    denied(member.put(team.s.path("meta/lastActivity"), TS))
+    stale = {
+        team.s.path("meta/lastActivity"): TS,
+        team.s.path("meta/lastMessage"): team.queued,
+    }
+    denied(member.update(stale))
+    mid = model.push_id()
+    slot = team.world.free_slot(team.s, member)
+    ok(member.update(model.send(member.uid, member.name, team.s.sid, mid, "hi", slot=slot)))
+    assert team.world.value(team.s.path("meta/lastMessage")) == mid
 
 
 @pytest.mark.parametrize(
@@ -159,7 +174,7 @@ def test_rotate_attack_refused_then_rotate_allowed(team: Team, attack: RotateAtt
     denied(who.update(bad))
     ok(team.alice.update(body))
     assert team.world.value(team.s.path("meta/inviteCode")) == new
-    assert team.world.value(f"invites/{team.s.code}") is None
+    assert team.world.value(f"invites/{team.s.code}/revokedAt")  # a tombstone
 
 
 def test_code_cannot_point_at_another_sessions_invite(team: Team) -> None:
@@ -173,8 +188,9 @@ def test_revoke_by_non_owner_refused(team: Team, who: str) -> None:
     denied(actor(team, who).update(model.revoke(team.s.sid, team.s.code)))
     denied(actor(team, who).delete(f"invites/{team.s.code}"))
     denied(actor(team, who).delete(team.s.path("meta/inviteCode")))
+    denied(actor(team, who).put(f"invites/{team.s.code}/revokedAt", TS))
     ok(team.alice.update(model.revoke(team.s.sid, team.s.code)))
-    assert team.world.value(f"invites/{team.s.code}") is None
+    assert team.world.value(f"invites/{team.s.code}/revokedAt")
 
 
 def test_invite_cannot_be_edited_in_place(team: Team) -> None:

@@ -43,3 +43,17 @@ def test_indexes_for_every_query(world: World) -> None:
     assert rules["work"][".indexOn"] == ["at"]
     assert rules["sessions"]["$sid"]["messages"][".indexOn"] == ["at"]
     assert rules["sessions"]["$sid"]["queue"][".indexOn"] == ["createdAt"]
+
+
+def test_generated_from_its_source() -> None:
+    """rules/database.rules.json is written by rules/build_rules.py: edit that, then run it."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(RULES_FILE.with_name("build_rules.py")), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

@@ -350,5 +350,5 @@ def test_reply_of_an_ended_turn_carries_its_state(team: Team, state: str) -> Non
 
 
 def test_user_message_cannot_be_marked_failed(team: Team) -> None:
-    body = model.cancel_queued(team.s.sid, team.queued)
+    body = model.cancel_queued(team.s.sid, team.queued, "bob", "s1")
     denied(team.bob.update(replace(body, team.s.path(f"messages/{team.queued}/state"), "failed")))

@@ -20,10 +20,14 @@ class Send:
     def __init__(self, t: Team, uid: str = "bob", text: str = "please fix the bug") -> None:
         self.mid = model.push_id()
         self.sid = t.s.sid
-        self.body = model.send(uid, uid.capitalize(), t.s.sid, self.mid, text)
+        self.uid = uid
+        self.slot = t.world.free_slot(t.s, getattr(t, uid))
+        self.body = model.send(uid, uid.capitalize(), t.s.sid, self.mid, text, slot=self.slot)
         self.q = f"sessions/{t.s.sid}/queue/{self.mid}"
         self.m = f"sessions/{t.s.sid}/messages/{self.mid}"
         self.w = f"work/{self.mid}"
+        self.sl = f"sessions/{t.s.sid}/slots/{uid}/{self.slot}"
+        self.meta = f"sessions/{t.s.sid}/meta"
 
 
 Attack = Callable[[Send], dict[str, Any]]
@@ -45,9 +49,9 @@ ATTACKS: list[tuple[str, Attack]] = [
     ("message-reply-to", lambda x: edit(x.body, x.m, replyTo=x.mid)),
     ("message-pre-cancelled", lambda x: edit(x.body, x.m, state="cancelled")),
     # timestamps: only the server's
-    ("queue-created-client-clock", lambda x: edit(x.body, x.q, createdAt=model.now_ms())),
+    ("queue-created-client-clock", lambda x: edit(x.body, x.q, createdAt=model.now_ms() - 60_000)),
     ("queue-created-in-the-past", lambda x: edit(x.body, x.q, createdAt=1)),
-    ("message-at-client-clock", lambda x: edit(x.body, x.m, at=model.now_ms())),
+    ("message-at-client-clock", lambda x: edit(x.body, x.m, at=model.now_ms() - 60_000)),
     ("work-at-client-clock", lambda x: edit(x.body, x.w, at=0)),
     ("activity-client-clock", lambda x: replace(x.body, f"sessions/{x.sid}/meta/lastActivity", 1)),
     # state
@@ -79,6 +83,37 @@ ATTACKS: list[tuple[str, Attack]] = [
     ("work-for-another-session", lambda x: edit(x.body, x.w, sid=model.push_id())),
     ("message-under-another-id", lambda x: replace(without(x.body, x.m), x.m + "x", x.body[x.m])),
     ("assistant-key", lambda x: replace(without(x.body, x.m), x.m + "~a", x.body[x.m])),
+    # fair use: each waiting message holds one of the sender's free slots
+    ("no-slot-field", lambda x: edit(x.body, x.q, slot=DROP)),
+    ("no-slot-record", lambda x: without(x.body, x.sl)),
+    (
+        "slot-taken",
+        lambda x: replace(edit(x.body, x.q, slot="s0"), f"sessions/{x.sid}/slots/bob/s0", x.mid),
+    ),
+    (
+        "slot-beyond-limit",
+        lambda x: replace(
+            edit(without(x.body, x.sl), x.q, slot="s5"), f"sessions/{x.sid}/slots/bob/s5", x.mid
+        ),
+    ),
+    (
+        "slot-not-a-slot",
+        lambda x: replace(
+            edit(without(x.body, x.sl), x.q, slot="x"), f"sessions/{x.sid}/slots/bob/x", x.mid
+        ),
+    ),
+    ("slot-number", lambda x: edit(x.body, x.q, slot=2)),
+    ("slot-record-names-another-message", lambda x: replace(x.body, x.sl, model.push_id())),
+    (
+        "slot-of-another-member",
+        lambda x: replace(without(x.body, x.sl), f"sessions/{x.sid}/slots/dave/{x.slot}", x.mid),
+    ),
+    # activity only moves with the message this write creates
+    ("last-message-missing", lambda x: without(x.body, f"{x.meta}/lastMessage")),
+    (
+        "last-message-another-id",
+        lambda x: replace(x.body, f"{x.meta}/lastMessage", model.push_id()),
+    ),
 ]
 
 
@@ -93,6 +128,46 @@ def test_send_attack_refused_then_honest_send_allowed(team: Team, attack: Attack
         "uid": "bob",
         "at": team.world.value(x.q)["createdAt"],
     }
+
+
+def test_waiting_messages_per_member_are_limited(team: Team) -> None:
+    """bob has two slots taken (running, queued); the session allows 5 at once."""
+    for _ in range(3):
+        ok(team.bob.update(Send(team).body))
+    last = Send(team)  # s5: past the owner's limit of 5
+    denied(team.bob.update(last.body))
+    # two messages in one write can't share a slot, nor can one slot be taken twice
+    a, b = model.push_id(), model.push_id()
+    both = {
+        **model.send("dave", "Dave", team.s.sid, a, "one"),
+        **model.send("dave", "Dave", team.s.sid, b, "two"),
+    }
+    denied(team.dave.update(both))
+    # the owner raises the limit: bob may queue more
+    ok(team.alice.put(team.s.path("meta/maxQueued"), 6))
+    ok(team.bob.update(last.body))
+    # cancelling one frees its slot for the next
+    ok(team.bob.update(model.cancel_queued(team.s.sid, team.queued, "bob", "s1")))
+    again = Send(team)
+    assert again.slot == "s1"
+    ok(team.bob.update(again.body))
+
+
+@pytest.mark.parametrize("who", ["bob", "carol", "eve", "runner"])
+def test_only_the_owner_sets_the_queue_limit(team: Team, who: str) -> None:
+    denied(getattr(team, who).put(team.s.path("meta/maxQueued"), 10))
+    denied(team.alice.put(team.s.path("meta/maxQueued"), 11))
+    denied(team.alice.put(team.s.path("meta/maxQueued"), 0))
+    ok(team.alice.put(team.s.path("meta/maxQueued"), 1))
+
+
+def test_slots_cannot_be_taken_or_freed_by_hand(team: Team) -> None:
+    slot = team.s.path("slots/bob/s1")
+    denied(team.bob.delete(slot))  # its message still waits
+    denied(team.alice.delete(slot))
+    denied(team.dave.put(team.s.path("slots/dave/s0"), team.queued))
+    denied(team.bob.put(team.s.path("slots/bob/s4"), model.push_id()))
+    denied(team.eve.delete(slot))
 
 
 def test_text_limits_are_inclusive(team: Team) -> None:
@@ -136,7 +211,7 @@ def test_message_id_must_be_a_push_id(team: Team) -> None:
 def test_message_ids_cannot_be_reused(team: Team) -> None:
     """A finished or cancelled id can't be queued again (nor its history rewritten)."""
     mid = team.queued
-    ok(team.bob.update(model.cancel_queued(team.s.sid, mid)))
+    ok(team.bob.update(model.cancel_queued(team.s.sid, mid, "bob", "s1")))
     denied(team.bob.update(model.send("bob", "Bob", team.s.sid, mid, "second question")))
     x = Send(team)
     denied(

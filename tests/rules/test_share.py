@@ -36,6 +36,10 @@ class Share:
     def invite(self) -> str:
         return f"invites/{self.code}"
 
+    @property
+    def name(self) -> str:
+        return f"sessions/{self.sid}/names/{model.key('Alice')}"
+
 
 def honest(**kw: Any) -> Share:
     sid, code = model.push_id(), model.invite_code()
@@ -63,8 +67,11 @@ ATTACKS: list[tuple[str, Attack]] = [
     ("idle-timeout-0", lambda x: edit(x.body, x.meta, idleTimeoutMs=0)),
     ("idle-timeout-negative", lambda x: edit(x.body, x.meta, idleTimeoutMs=-1000)),
     ("idle-timeout-missing", lambda x: edit(x.body, x.meta, idleTimeoutMs=DROP)),
-    ("created-at-client-clock", lambda x: edit(x.body, x.meta, createdAt=model.now_ms())),
-    ("last-activity-client-clock", lambda x: edit(x.body, x.meta, lastActivity=model.now_ms())),
+    ("created-at-client-clock", lambda x: edit(x.body, x.meta, createdAt=model.now_ms() - 60_000)),
+    (
+        "last-activity-client-clock",
+        lambda x: edit(x.body, x.meta, lastActivity=model.now_ms() - 60_000),
+    ),
     ("last-activity-future", lambda x: edit(x.body, x.meta, lastActivity=model.now_ms() + DAY_MS)),
     ("title-121-chars", lambda x: edit(x.body, x.meta, title="t" * 121)),
     ("title-not-string", lambda x: edit(x.body, x.meta, title=7)),
@@ -97,7 +104,10 @@ ATTACKS: list[tuple[str, Attack]] = [
     ),
     ("invite-by-someone-else", lambda x: edit(x.body, x.invite, by="eve")),
     ("invite-for-another-sid", lambda x: edit(x.body, x.invite, sid=model.push_id())),
-    ("invite-created-client-clock", lambda x: edit(x.body, x.invite, createdAt=model.now_ms())),
+    (
+        "invite-created-client-clock",
+        lambda x: edit(x.body, x.invite, createdAt=model.now_ms() - 60_000),
+    ),
     ("invite-already-expired", lambda x: edit(x.body, x.invite, expiresAt=model.now_ms() - 1)),
     (
         "invite-expiry-31-days",
@@ -109,6 +119,21 @@ ATTACKS: list[tuple[str, Attack]] = [
     ),
     ("invite-extra-field", lambda x: edit(x.body, x.invite, uses=0)),
     ("invite-missing-expiry", lambda x: edit(x.body, x.invite, expiresAt=DROP)),
+    ("invite-missing-role", lambda x: edit(x.body, x.invite, role=DROP)),
+    ("invite-role-owner", lambda x: edit(x.body, x.invite, role="owner")),
+    ("max-queued-0", lambda x: edit(x.body, x.meta, maxQueued=0)),
+    ("max-queued-11", lambda x: edit(x.body, x.meta, maxQueued=11)),
+    ("max-queued-missing", lambda x: edit(x.body, x.meta, maxQueued=DROP)),
+    # the owner's name is claimed like anyone's
+    ("owner-name-unclaimed", lambda x: without(x.body, x.name)),
+    ("owner-name-claimed-for-eve", lambda x: replace(x.body, x.name, "eve")),
+    (
+        "owner-name-claimed-under-another-key",
+        lambda x: replace(without(x.body, x.name), f"sessions/{x.sid}/names/someone", "alice"),
+    ),
+    # an email the token doesn't carry can't be recorded as the owner's
+    ("owner-email-unverified", lambda x: edit(x.body, x.meta, ownerEmail="alice@corp.example")),
+    ("owner-domain-unverified", lambda x: edit(x.body, x.meta, ownerDomain="corp.example")),
     (
         "invite-code-lower-case",
         lambda x: recoded(x, x.code.lower() if x.code.lower() != x.code else "abcdefghjk"),
@@ -129,7 +154,7 @@ ATTACKS: list[tuple[str, Attack]] = [
 
 @pytest.mark.parametrize("attack", [a for _, a in ATTACKS], ids=[n for n, _ in ATTACKS])
 def test_share_attack_refused_then_honest_share_allowed(world: World, attack: Attack) -> None:
-    alice = world.user("alice")
+    alice = world.owner("alice")
     x = honest()
     denied(alice.update(attack(x)))
     ok(alice.update(x.body))
@@ -137,7 +162,7 @@ def test_share_attack_refused_then_honest_share_allowed(world: World, attack: At
 
 
 def test_share_creates_a_readable_session(world: World) -> None:
-    alice = world.user("alice")
+    alice = world.owner("alice")
     x = honest(max_members=2, idle_ms=60_000, title="", mode="plan")
     ok(alice.update(x.body))
     got = ok(alice.get(f"sessions/{x.sid}")).json()
@@ -148,7 +173,7 @@ def test_share_creates_a_readable_session(world: World) -> None:
 
 def test_share_without_invite_then_rotate_creates_one(world: World) -> None:
     """An invite is optional at share; the owner can issue one later."""
-    alice = world.user("alice")
+    alice = world.owner("alice")
     x = honest()
     body = without(edit(x.body, x.meta, inviteCode=DROP, inviteExpiresAt=DROP), x.invite)
     ok(alice.update(body))
@@ -160,7 +185,7 @@ def test_share_without_invite_then_rotate_creates_one(world: World) -> None:
     [("short", "abc"), ("21-chars", "A" * 21), ("bad-char", "A" * 19 + "~")],
 )
 def test_session_id_must_be_a_push_id(world: World, label: str, sid: str) -> None:
-    alice, code = world.user("alice"), model.invite_code()
+    alice, code = world.owner("alice"), model.invite_code()
     denied(alice.update(model.share("alice", "Alice", sid, code)))
     ok(alice.update(model.share("alice", "Alice", model.push_id(), code)))
 
@@ -168,14 +193,39 @@ def test_session_id_must_be_a_push_id(world: World, label: str, sid: str) -> Non
 def test_share_by_nobody_refused(world: World) -> None:
     x = honest()
     denied(world.nobody.update(x.body))
-    ok(world.user("alice").update(x.body))
+    ok(world.owner("alice").update(x.body))
 
 
 def test_share_as_someone_else_refused(world: World) -> None:
-    """eve sends alice's share body: every uid in it must be the caller's own."""
+    """eve (allowed herself) sends alice's share body: every uid in it must be the caller's own."""
     x = honest()
+    world.owner("eve")
     denied(world.user("eve").update(x.body))
-    ok(world.user("alice").update(x.body))
+    ok(world.owner("alice").update(x.body))
+
+
+def test_a_stranger_cannot_create_a_session(world: World) -> None:
+    """Signing in is not enough: only owners on the allowlist (an admin write) may share."""
+    eve = world.user("eve")
+    sid, code = model.push_id(), model.invite_code()
+    body = model.share("eve", "Eve", sid, code)
+    denied(eve.update(body))
+    # nor can she put herself on the allowlist, by uid, email or domain
+    denied(eve.put("allow/uid/eve", True))
+    denied(eve.put("allow/email/eve@corp,example", True))
+    denied(eve.put("allow/domain/corp,example", True))
+    denied(eve.get("allow"))
+    denied(eve.get("allow/uid/alice"))
+    world.allow(eve)
+    assert ok(eve.get("allow/uid/eve")).json() is True  # her own entry, to explain a refusal
+    ok(eve.update(body))
+
+
+def test_a_revoked_owner_cannot_create_a_session(world: World) -> None:
+    alice = world.owner("alice")
+    ok(world.admin.delete("allow/uid/alice"))
+    x = honest()
+    denied(alice.update(x.body))
 
 
 def test_runner_cannot_share(world: World) -> None:
@@ -196,11 +246,35 @@ def test_share_cannot_take_over_an_existing_session(world: World) -> None:
 
 
 def test_share_cannot_reuse_a_taken_invite_code(world: World) -> None:
-    alice, eve = world.user("alice"), world.user("eve")
+    alice, eve = world.user("alice"), world.owner("eve")
     s = world.share(alice)
     assert s.code is not None
     denied(eve.update(model.share("eve", "Eve", model.push_id(), s.code)))
     ok(eve.update(model.share("eve", "Eve", model.push_id(), model.invite_code())))
+    assert world.value(f"invites/{s.code}/sid") == s.sid
+
+
+@pytest.mark.parametrize("how", ["revoke", "rotate", "close"])
+def test_a_code_ever_registered_is_never_registered_again(world: World, how: str) -> None:
+    """After a revoke, rotate or close the code is a tombstone: a copy of the session
+    (same title, same owner name) can't take it over, and the owner can't reuse it."""
+    alice, eve = world.user("alice", "Alice"), world.owner("eve", "Alice")
+    s = world.share(alice)
+    assert s.code is not None
+    if how == "revoke":
+        ok(alice.update(model.revoke(s.sid, s.code)))
+    elif how == "rotate":
+        ok(alice.update(model.rotate("alice", s.sid, s.code, model.invite_code())))
+    else:
+        ok(alice.update(model.close(s.sid, s.code)))
+    assert world.value(f"invites/{s.code}/sid") == s.sid  # kept, as a tombstone
+    assert isinstance(world.value(f"invites/{s.code}/revokedAt"), int)
+    denied(eve.update(model.share("eve", "Alice", model.push_id(), s.code)))
+    denied(eve.delete(f"invites/{s.code}"))
+    denied(alice.delete(f"invites/{s.code}"))
+    denied(alice.put(f"invites/{s.code}/revokedAt", None))
+    if how != "close":
+        denied(alice.update(model.rotate("alice", s.sid, None, s.code)))
     assert world.value(f"invites/{s.code}/sid") == s.sid
 
 
@@ -215,7 +289,7 @@ def test_invite_cannot_point_at_someone_elses_session(world: World) -> None:
 
 
 def test_share_pieces_cannot_be_written_one_by_one(world: World) -> None:
-    alice = world.user("alice")
+    alice = world.owner("alice")
     x = honest()
     denied(alice.put(x.member, x.body[x.member]))
     denied(alice.put(x.meta, x.body[x.meta]))

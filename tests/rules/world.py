@@ -116,6 +116,12 @@ class World:
         token = mint_id_token(project_id=self.project_id, uid=uid, provider="anonymous")
         return Actor(self.raw.as_token(token), uid, name or uid.capitalize())
 
+    def owner(self, uid: str, name: str | None = None) -> Actor:
+        """A user on the owners' allowlist (may create sessions)."""
+        user = self.user(uid, name)
+        self.allow(user)
+        return user
+
     def runner(self, rid: str = "runner:r1") -> Actor:
         override = json.dumps({"uid": rid, "token": {"runner": True}})
         return Actor(self.raw.owner(), rid, "demo-agent", {"auth_variable_override": override})
@@ -126,22 +132,32 @@ class World:
 
     # -- honest operations, each asserted allowed ----------------------------
 
+    def allow(self, user: Actor) -> None:
+        """Put ``user`` on the owners' allowlist (an admin write, as `emdash-fb admin allow`)."""
+        ok(self.admin.put(f"allow/uid/{user.uid}", True))
+
     def share(self, owner: Actor, **kw: Any) -> Session:
+        self.allow(owner)
         sid, code = model.push_id(), model.invite_code()
         ok(owner.update(model.share(owner.uid, owner.name, sid, code, **kw)))
         return Session(sid, code, owner, {owner.uid: owner})
 
-    def join(self, s: Session, user: Actor) -> None:
+    def join(self, s: Session, user: Actor, **kw: Any) -> None:
         assert s.code is not None
-        ok(user.update(model.join(user.uid, user.name, s.sid, s.code)))
+        ok(user.update(model.join(user.uid, user.name, s.sid, s.code, **kw)))
         s.members[user.uid] = user
 
     def set_role(self, s: Session, user: Actor, role: str) -> None:
-        ok(s.owner.put(s.path(f"members/{user.uid}/role"), role))
+        ok(s.owner.update(model.set_role(s.sid, user.uid, role)))
+
+    def free_slot(self, s: Session, user: Actor) -> str:
+        taken = self.value(s.path(f"slots/{user.uid}")) or {}
+        return next(f"s{i}" for i in range(10) if f"s{i}" not in taken)
 
     def send(self, s: Session, user: Actor, text: str = "hello agent") -> str:
         mid = model.push_id()
-        ok(user.update(model.send(user.uid, user.name, s.sid, mid, text)))
+        slot = self.free_slot(s, user)
+        ok(user.update(model.send(user.uid, user.name, s.sid, mid, text, slot=slot)))
         return mid
 
     def claim(self, s: Session, runner: Actor, mid: str) -> None:
