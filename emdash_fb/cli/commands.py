@@ -23,8 +23,8 @@ from ..session.events import (
     YouWereKicked,
 )
 from ..session.records import Message
+from ..session.text import clean
 from .context import AppContext
-from .safety import clean
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 

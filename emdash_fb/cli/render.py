@@ -1,7 +1,7 @@
 """Turning session events into terminal output: safe, calm, one renderable each.
 
 Every piece of text that came from the database is passed through
-``safety.clean`` and wrapped in ``rich.text.Text`` (never parsed as markup),
+``session.text.clean`` and wrapped in ``rich.text.Text`` (never parsed as markup),
 so nobody's message can style, move or clear anyone's terminal. Names get a
 stable colour derived from the uid.
 """
@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ..session import codes
 from ..session.records import Member, Message, SessionState
-from .safety import clean
+from ..session.text import clean
 
 PALETTE = (
     "cyan",

@@ -32,9 +32,9 @@ from ..session import codes
 from ..session import events as ev
 from ..session.errors import SessionError
 from ..session.records import SessionState
+from ..session.text import clean
 from . import render
 from .context import AppContext
-from .safety import clean
 
 T = TypeVar("T")
 

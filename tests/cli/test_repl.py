@@ -103,7 +103,8 @@ def test_markup_and_escapes_render_harmlessly(
     screen = alice.wait_for("[bold blink]SHOUT[/]")
     assert "[red]mallory[/red]" in screen  # names too are shown literally
     assert "invite code:" in screen  # the screen was not cleared
-    assert "pwned" not in screen and "red^[" not in screen
+    # the title-setting OSC is shown, inert; colour codes carry no text and are dropped
+    assert "^[]0;pwned^G" in screen and "red^[" not in screen
     assert "^Gbell" in screen
     raw = alice.raw.decode("utf-8", "replace")
     assert "\x1b]0;pwned" not in raw and "\x1b[2J\x1b[H" not in raw.split("SHOUT")[1]
