@@ -32,7 +32,7 @@ from ..session import codes
 from ..session import events as ev
 from ..session.errors import SessionError
 from ..session.records import SessionState
-from ..session.text import clean
+from ..session.text import GUTTER, lines, one_line
 from . import render
 from .context import AppContext
 
@@ -60,6 +60,7 @@ RUNNERS_POLL_EVERY = 10.0
 RUNNER_FRESH_MS = 35_000
 DOUBLE_CTRL_C = 2.0
 PREVIEW_LINES = 3
+STREAM_TAIL_CHARS = 4000  # the toolbar cleans only the end of a long reply
 
 
 class SlashCompleter(Completer):
@@ -223,7 +224,9 @@ class ChatRepl:
                 self.typing.pop(m.uid, None)  # they pressed Enter: no longer typing
                 self.out(render.message(m))
         elif isinstance(event, ev.MessageCancelled):
-            self.out(render.notice(f"• a message from {clean(event.message.name)} was cancelled"))
+            self.out(
+                render.notice(f"• a message from {one_line(event.message.name)} was cancelled")
+            )
         elif isinstance(event, ev.QueueChanged):
             self._queue_changed(event)
         elif isinstance(event, ev.TurnStarted):
@@ -264,7 +267,7 @@ class ChatRepl:
             if event.member.uid != me:
                 self.out(render.member_notice(event.member, "is back"))
         elif isinstance(event, ev.RoleChanged):
-            who = "you are" if event.member.uid == me else f"{clean(event.member.name)} is"
+            who = "you are" if event.member.uid == me else f"{one_line(event.member.name)} is"
             self.out(render.notice(f"• {who} now {event.member.role}"))
         elif isinstance(event, ev.Typing):
             if event.typing:
@@ -316,7 +319,7 @@ class ChatRepl:
             mine = item.uid == me and item.state == "queued" and pos > 1
             if mine and self.my_positions.get(item.mid) != pos:
                 self.my_positions[item.mid] = pos
-                behind = clean(ahead[-1]) if ahead else "the agent"
+                behind = one_line(ahead[-1]) if ahead else "the agent"
                 self.out(render.notice(f"• queued #{pos} behind {behind}", "cyan"))
             ahead.append(item.name)
         live = {item.mid for item, _ in event.items}
@@ -344,21 +347,25 @@ class ChatRepl:
         return "idle" if self.agent_online else "offline"
 
     def toolbar(self) -> FormattedText:
-        lines: list[tuple[str, str]] = []
+        rows: list[tuple[str, str]] = []
         if self.stream_text:
-            tail = clean(self.stream_text).rstrip().splitlines()[-PREVIEW_LINES:]
-            who = f" → {clean(self.stream_for)}" if self.stream_for else ""
-            lines.append(
-                ("class:stream", f" agent{who} ▸ " + "\n   ".join(t[-160:] for t in tail) + "\n")
+            # The last lines of the reply so far; every one after the label behind the gutter.
+            tail = lines(self.stream_text[-STREAM_TAIL_CHARS:].rstrip())[-PREVIEW_LINES:]
+            who = f" → {one_line(self.stream_for)}" if self.stream_for else ""
+            rows.append(
+                (
+                    "class:stream",
+                    f" agent{who} ▸ " + "".join(f"\n{GUTTER}{t[-160:]}" for t in tail) + "\n",
+                )
             )
         if self.typing:
-            names = ", ".join(clean(n) for n in self.typing.values())
+            names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
-            lines.append(("class:typing", f" {names} {verb} typing…\n"))
+            rows.append(("class:typing", f" {names} {verb} typing…\n"))
         state = self.state
         if state is None:
-            lines.append(("class:toolbar", f" {self.connection}… "))
-            return FormattedText(lines)
+            rows.append(("class:toolbar", f" {self.connection}… "))
+            return FormattedText(rows)
         now, me = self.app.sessions.now_ms(), self.me
         online = sum(
             1
@@ -368,13 +375,13 @@ class ChatRepl:
         code = state.meta.invite_code
         invite = f"invite {codes.display(code)}" if code else "private"
         conn = "" if self.connection == "live" else f" │ {self.connection}…"
-        lines.append(
+        rows.append(
             (
                 "class:toolbar",
                 f" {invite} │ {online} online │ queue {len(state.queue)} │ agent {self.agent_state()}{conn} ",
             )
         )
-        return FormattedText(lines)
+        return FormattedText(rows)
 
     def on_text_changed(self, _buffer: Any) -> None:
         """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
@@ -561,7 +568,7 @@ class ChatRepl:
             )
             if p.member.uid == self.me:
                 line.append(" (you)", style="dim")
-            self.out(line)
+            self.out(render.Guttered(line))
 
     async def cmd_leave(self, _args: list[str]) -> None:
         sid = self.need_session()
