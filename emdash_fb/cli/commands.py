@@ -24,7 +24,7 @@ from ..session.events import (
     YouWereKicked,
 )
 from ..session.records import Message
-from ..session.text import GUTTER, cell_width, clean, layout, one_line
+from ..session.text import GUTTER, cell_width, clean, layout, one_line, uid_tag
 from .context import AppContext
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -196,8 +196,14 @@ def who(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     lines = []
     for p in people:
         status = "away" if p.away else ("typing" if p.typing else "here")
-        lines.append(f"{one_line(p.member.name)}  {p.member.role}  {status}")
-    emit([p.to_json() for p in people], as_json, "\n".join(lines))
+        name = one_line(p.member.name)
+        lines.append(f"{name} {uid_tag(p.member.uid)}  {p.member.role}  {status}")
+    # "tag" tells apart people with similar names: it is what the REPL's /who shows.
+    emit(
+        [{**p.to_json(), "tag": uid_tag(p.member.uid)} for p in people],
+        as_json,
+        "\n".join(lines),
+    )
 
 
 def send(

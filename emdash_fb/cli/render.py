@@ -34,7 +34,7 @@ from rich.text import Text
 
 from ..session import codes
 from ..session.records import Member, Message, SessionState
-from ..session.text import GUTTER, clean, one_line
+from ..session.text import GUTTER, clean, one_line, uid_tag
 
 PALETTE = (
     "cyan",
@@ -143,6 +143,11 @@ def name_text(name: str, uid: str) -> Text:
     return Text(one_line(name) or uid[:8], style=f"bold {colour_of(uid)}")
 
 
+def tagged_name(name: str, uid: str) -> Text:
+    """A name with its uid tag (``alice #3f2a``), for lists where people must be told apart."""
+    return Text.assemble(name_text(name, uid), Text(f" {uid_tag(uid)}", style="dim"))
+
+
 def user_message(m: Message, *, full: bool = True) -> RenderableType:
     text = clean(m.text)
     if not full and len(text) > PREVIEW_CHARS:
@@ -223,7 +228,7 @@ def status_panel(
     for i, m in enumerate(sorted(state.members.values(), key=lambda m: m.joined_at)):
         if i:
             people.append(", ")
-        people.append_text(name_text(m.name, m.uid))
+        people.append_text(tagged_name(m.name, m.uid))
         p = state.presence.get(m.uid)
         away = p is None or p.is_away(now_ms)
         people.append(f" ({m.role}{', away' if away and m.uid != me else ''})", style="dim")

@@ -32,7 +32,7 @@ from ..session import codes
 from ..session import events as ev
 from ..session.errors import SessionError
 from ..session.records import SessionState
-from ..session.text import GUTTER, lines, one_line
+from ..session.text import GUTTER, lines, one_line, uid_tag
 from . import render
 from .context import AppContext
 
@@ -47,8 +47,8 @@ COMMANDS: dict[str, str] = {
     "/history": "/history [N] [--full] — recent messages",
     "/cancel": "cancel your waiting or running message",
     "/mode": "/mode plan|code",
-    "/role": "/role NAME editor|viewer (owner)",
-    "/kick": "/kick NAME (owner)",
+    "/role": "/role NAME|#tag editor|viewer (owner)",
+    "/kick": "/kick NAME|#tag (owner)",
     "/invite": "/invite rotate|revoke (owner)",
     "/close": "close the session for everyone (owner)",
     "/help": "this list",
@@ -563,7 +563,7 @@ class ChatRepl:
             status = "away" if p.away else ("typing…" if p.typing else "here")
             line = Text.assemble(
                 "  ",
-                render.name_text(p.member.name, p.member.uid),
+                render.tagged_name(p.member.name, p.member.uid),
                 Text(f"  {p.member.role}, {status}", style="dim"),
             )
             if p.member.uid == self.me:
@@ -636,13 +636,20 @@ class ChatRepl:
         state = self.state
         if state is None:
             raise SessionError("no session")
+        tagged = name.startswith("#") and len(name) > 1
         matches = [
-            m for m in state.members.values() if m.name.lower() == name.lower() or m.uid == name
+            m
+            for m in state.members.values()
+            if m.name.lower() == name.lower()
+            or m.uid == name
+            or (tagged and uid_tag(m.uid) == name)
         ]
         if not matches:
             raise SessionError(f"no member called {name!r}: /who lists them")
         if len(matches) > 1:
-            raise SessionError(f"several members are called {name!r}: use their uid")
+            raise SessionError(
+                f"several members are called {name!r}: use their #tag (/who shows it) or uid"
+            )
         return matches[0].uid
 
     async def cmd_role(self, args: list[str]) -> None:

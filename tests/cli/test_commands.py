@@ -217,6 +217,21 @@ def test_history_and_join_text_keep_every_line_behind_the_gutter(
     assert len(rows) > 5 and all(r.startswith("  │") for r in rows[1:]), rows
 
 
+def test_who_shows_uid_tags(cli_env: dict[str, str]) -> None:
+    alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
+    a = alice.json("login", "--name", "alice")
+    shared = alice.json("share")
+    b = bob.json("login", "--name", "alice2")
+    bob.json("join", shared["invite"])
+    who = {w["uid"]: w for w in alice.json("who")}
+    assert who[a["uid"]]["tag"] == "#" + a["uid"][-4:]
+    assert who[b["uid"]]["tag"] == "#" + b["uid"][-4:]
+    assert set(who[a["uid"]]) == {"uid", "name", "role", "away", "typing", "tag"}
+    text = alice.run("who").stdout.splitlines()
+    assert any(line.startswith(f"alice #{a['uid'][-4:]}  owner  ") for line in text)
+    assert any(line.startswith(f"alice2 #{b['uid'][-4:]}  editor") for line in text)
+
+
 def test_send_wait_streams_the_reply_behind_the_gutter(
     cli_env: dict[str, str], rules_emu: ThreadedEmulator
 ) -> None:
