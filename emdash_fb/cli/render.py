@@ -105,11 +105,20 @@ class ReplyMarkdown(Markdown):
         self.parsed = list(defang(_PARSER.parse(markup)))
 
 
+_CONTENT = ("text", "code_inline", "fence", "code_block")
+
+
 def defang(tokens: Iterable[Token]) -> Iterable[Token]:
-    """Markdown-it tokens with links, images and soft breaks turned into plain text."""
+    """Markdown-it tokens with links, images and soft breaks turned into plain text.
+
+    Texts are cleaned again after parsing: markdown decodes character references,
+    so ``&#x202e;`` or ``&zwj;`` would otherwise bring back what ``clean`` showed.
+    """
     for token in tokens:
         if token.children is not None:
             token.children = _inline(token.children)
+        if token.type in _CONTENT:
+            token.content = clean(token.content)
         yield token
 
 
@@ -123,14 +132,17 @@ def _inline(children: list[Token]) -> list[Token]:
             links.append((str(tok.attrs.get("href", "")), len(out)))
         elif tok.type == "link_close" and links:
             href, begin = links.pop()
+            href = one_line(href)
             shown = "".join(t.content for t in out[begin:] if t.type in ("text", "code_inline"))
             if href and href not in (shown, f"mailto:{shown}"):
                 out.append(_text(f" ({href})" if shown else href))
         elif tok.type == "image":
-            src = str(tok.attrs.get("src", ""))
-            alt = tok.content.strip()
+            src = one_line(str(tok.attrs.get("src", "")))
+            alt = one_line(tok.content).strip()
             out.append(_text(f"[image: {alt} ({src})]" if alt else f"[image ({src})]"))
         else:
+            if tok.type in _CONTENT:
+                tok.content = clean(tok.content)
             out.append(tok)
     return out
 

@@ -207,3 +207,15 @@ def test_reply_markdown_renders_links_images_and_html_as_text() -> None:
         "[image (http://img/x.png)] [image: alt (http://i)] (http://l)",
         "<div>block</div>",
     ]
+
+
+def test_reply_markdown_character_references_cannot_smuggle_hidden_characters() -> None:
+    md = "a &#x202e;b &zwj; &#13;c &#x2028;d [l&#x200b;](http://x) `&#x202e;` &shy;"
+    reply = Message("m~a", "assistant", "r", "agent", md, 1_700_000_000_000)
+    body = [r.removeprefix("  │ ") for r in screen_of(render.message(reply), cols=100)[1:]]
+    # (a referenced CR or U+2028 is a line break like any other: behind the gutter)
+    assert body == [
+        "a <U+202E>b <U+200D>",
+        "c",
+        "d l<U+200B> (http://x) &#x202e; <U+00AD>",
+    ]
