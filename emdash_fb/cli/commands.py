@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import shutil
 import sys
 from typing import Any
 
@@ -23,8 +24,8 @@ from ..session.events import (
     YouWereKicked,
 )
 from ..session.records import Message
+from ..session.text import GUTTER, cell_width, clean, layout, one_line, uid_tag
 from .context import AppContext
-from .safety import clean
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -49,10 +50,52 @@ def _clock(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M")
 
 
-def render_message(m: Message) -> str:
-    who = "agent" if m.role == "assistant" else clean(m.name)
+def terminal_width() -> int | None:
+    """The terminal's columns when stdout is one (text is folded to fit), else None."""
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def render_message(m: Message, width: int | None = None) -> str:
+    """``[HH:MM] name: first line``, every further line behind the gutter ``  │ ``.
+
+    With ``width`` (stdout is a terminal) long lines are folded behind the gutter
+    too, so nothing the terminal would wrap starts at column 0.
+    """
+    who = "agent" if m.role == "assistant" else (one_line(m.name) or m.uid[:8])
     suffix = " (cancelled)" if m.state == "cancelled" else ""
-    return f"[{_clock(m.at)}] {who}: {clean(m.text)}{suffix}"
+    return layout(f"[{_clock(m.at)}] {who}: ", m.text + suffix, width=width)
+
+
+class ReplyPrinter:
+    """Streams a reply to stdout as ``agent: first line``, every further line behind the
+    gutter; on a terminal (``width``) rows are folded behind the gutter as they fill."""
+
+    def __init__(self, width: int | None) -> None:
+        self.width = width
+        self.column = 0
+        self.started = False
+
+    def write(self, chunk: str) -> None:
+        out: list[str] = []
+        if not self.started:
+            self.started = True
+            out.append("agent: ")
+            self.column = len("agent: ")
+        for ch in clean(chunk):
+            if ch == "\n":
+                out.append("\n" + GUTTER)
+                self.column = len(GUTTER)
+                continue
+            if ch == "\t":
+                ch = " " * (8 - self.column % 8)
+            w = len(ch) if ch.isspace() else cell_width(ch)
+            if self.width is not None and self.column + w > self.width:
+                out.append("\n" + GUTTER)
+                self.column = len(GUTTER)
+            out.append(ch)
+            self.column += w
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
 
 
 def login(
@@ -74,7 +117,7 @@ def login(
     emit(
         {"uid": ident.uid, "name": ident.name, "provider": ident.provider, "profile": app.profile},
         as_json,
-        f"signed in as {clean(ident.name)} ({ident.provider}, uid {ident.uid}) on profile {app.profile}",
+        f"signed in as {one_line(ident.name)} ({ident.provider}, uid {ident.uid}) on profile {app.profile}",
     )
 
 
@@ -94,7 +137,7 @@ def whoami(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
             "target": app.target.describe(),
         },
         as_json,
-        f"{clean(ident.name)} ({ident.provider}) uid {ident.uid}\n"
+        f"{one_line(ident.name)} ({ident.provider}) uid {ident.uid}\n"
         f"profile {app.profile}, session {session or '-'}\n{app.target.describe()}",
     )
 
@@ -133,7 +176,8 @@ def join(
     joined = app.sessions.join(code)
     app.remember_session(joined.session)
     lines = [f"joined session {joined.session} ({len(joined.members)} members)"]
-    lines += [render_message(m) for m in joined.messages[-20:]]
+    width = terminal_width()
+    lines += [render_message(m, width) for m in joined.messages[-20:]]
     emit(
         {
             "session": joined.session,
@@ -152,8 +196,14 @@ def who(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     lines = []
     for p in people:
         status = "away" if p.away else ("typing" if p.typing else "here")
-        lines.append(f"{clean(p.member.name)}  {p.member.role}  {status}")
-    emit([p.to_json() for p in people], as_json, "\n".join(lines))
+        name = one_line(p.member.name)
+        lines.append(f"{name} {uid_tag(p.member.uid)}  {p.member.role}  {status}")
+    # "tag" tells apart people with similar names: it is what the REPL's /who shows.
+    emit(
+        [{**p.to_json(), "tag": uid_tag(p.member.uid)} for p in people],
+        as_json,
+        "\n".join(lines),
+    )
 
 
 def send(
@@ -179,7 +229,7 @@ def send(
     if as_json:
         emit(result, True)
     elif reply["state"] != "done":
-        sys.stdout.write(f"\n[{reply['state']}] {clean(reply.get('error') or '')}\n")
+        sys.stdout.write("\n" + layout(f"[{reply['state']}] ", reply.get("error") or "") + "\n")
     if reply["state"] == "timeout":
         raise typer.Exit(3)
 
@@ -190,12 +240,12 @@ async def _wait_for_reply(
     from ..session.view import SessionView  # aiohttp: only when following a session
 
     done = asyncio.Event()
+    printer = ReplyPrinter(terminal_width())
     reply: dict[str, Any] = {"state": "timeout", "text": "", "id": None, "error": None}
 
     def on_event(ev: Event) -> None:
         if isinstance(ev, ReplyDelta) and ev.mid == mid and stream:
-            sys.stdout.write(clean(ev.text))
-            sys.stdout.flush()
+            printer.write(ev.text)
         elif isinstance(ev, TurnEnded) and ev.turn.mid == mid:
             reply["state"] = ev.turn.state
             reply["error"] = ev.turn.error or None
@@ -217,7 +267,8 @@ async def _wait_for_reply(
             if existing is not None:
                 reply.update(id=existing.id, text=existing.text, state="done")
                 if stream:
-                    sys.stdout.write(clean(existing.text) + "\n")
+                    printer.write(existing.text)
+                    sys.stdout.write("\n")
                 done.set()
 
     view = SessionView(app.target, app.auth, app.sessions, sid, on_event)
@@ -241,10 +292,11 @@ def history(
     """Print the session's history in server order."""
     app = ctx_of(ctx)
     msgs = app.sessions.history(app.current_session(), limit)
+    width = terminal_width()
     emit(
         [m.to_json() for m in msgs],
         as_json,
-        "\n".join(render_message(m) for m in msgs) or "(no messages yet)",
+        "\n".join(render_message(m, width) for m in msgs) or "(no messages yet)",
     )
 
 

@@ -8,6 +8,7 @@ import typer
 
 from ..firebase.errors import FirebaseError
 from ..session.errors import SessionError
+from ..session.text import one_line
 from . import commands
 from .admin_cmd import admin_app
 from .chat_cmd import chat, demo
@@ -65,7 +66,7 @@ def run() -> None:
     try:
         app()
     except (SessionError, FirebaseError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")

@@ -1,25 +1,40 @@
 """Turning session events into terminal output: safe, calm, one renderable each.
 
-Every piece of text that came from the database is passed through
-``safety.clean`` and wrapped in ``rich.text.Text`` (never parsed as markup),
-so nobody's message can style, move or clear anyone's terminal. Names get a
-stable colour derived from the uid.
+Every piece of text that came from the database goes through
+:mod:`emdash_fb.session.text` (``clean`` for texts, ``one_line`` for names and
+labels) and is wrapped in ``rich.text.Text`` (never parsed as rich markup), so
+nobody's message can style, move or clear anyone's terminal, and nothing in it
+is invisible. Names get a stable colour derived from the uid.
+
+Layout: a message's first row is ``HH:MM name: first line``; every further
+row -- each line break and each wrapped row -- is drawn behind the gutter
+``  │ `` (:class:`Guttered`), so no line of anyone's text can pass for a new
+speaker, a notice or the toolbar. An agent reply is a header row
+``HH:MM agent → asker`` and its markdown, every row of it behind the gutter.
+The markdown shows links as ``text (url)`` and images as ``[image: alt (url)]``
+(never a terminal hyperlink, never fetched), raw HTML as text, and keeps single
+line breaks (:class:`ReplyMarkdown`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable
 
-from rich.console import Group, RenderableType
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.markdown import Markdown
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
 from ..session import codes
 from ..session.records import Member, Message, SessionState
-from .safety import clean
+from ..session.text import GUTTER, clean, one_line, uid_tag
 
 PALETTE = (
     "cyan",
@@ -43,32 +58,130 @@ def clock(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000).strftime("%H:%M") if ms else "--:--"
 
 
+class Guttered:
+    """``renderable`` with every row after its first drawn behind the gutter (``  │ ``).
+
+    The renderable is laid out 4 columns narrower than the terminal, so the
+    rows rich wraps are behind the gutter as well: nothing inside can reach
+    column 0 except the first row, which the caller starts with a time and a name.
+    """
+
+    def __init__(self, renderable: RenderableType, gutter: str = GUTTER) -> None:
+        self.renderable = renderable
+        self.gutter = gutter
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        inner = options.update(width=max(1, options.max_width - cell_len(self.gutter)))
+        rows = console.render_lines(self.renderable, inner, pad=False)
+        while rows and not any(seg.text for seg in rows[-1]):
+            rows.pop()
+        gutter = Segment(self.gutter, console.get_style("dim"))
+        for i, row in enumerate(rows):
+            if i:
+                yield gutter
+            yield from row
+            yield Segment.line()
+
+
+# Markdown for agent replies: commonmark without raw HTML (so it is shown as text),
+# tables and strikethrough as rich enables them.
+_PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough").enable("table")
+
+
+class ReplyMarkdown(Markdown):
+    """rich's Markdown, made honest for text nobody vetted.
+
+    * links become their text followed by `` (url)`` (just the url when it is
+      the text, as in ``<http://x>``): no OSC 8 hyperlink hides a target;
+    * images become the text ``[image: alt (url)]``: nothing is fetched;
+    * raw HTML is not parsed, so it shows as the text it is;
+    * a single line break stays a line break (plain-text replies keep their
+      lines); code blocks are untouched.
+    """
+
+    def __init__(self, markup: str) -> None:
+        super().__init__("", hyperlinks=False)
+        self.markup = markup
+        self.parsed = list(defang(_PARSER.parse(markup)))
+
+
+_CONTENT = ("text", "code_inline", "fence", "code_block")
+
+
+def defang(tokens: Iterable[Token]) -> Iterable[Token]:
+    """Markdown-it tokens with links, images and soft breaks turned into plain text.
+
+    Texts are cleaned again after parsing: markdown decodes character references,
+    so ``&#x202e;`` or ``&zwj;`` would otherwise bring back what ``clean`` showed.
+    """
+    for token in tokens:
+        if token.children is not None:
+            token.children = _inline(token.children)
+        if token.type in _CONTENT:
+            token.content = clean(token.content)
+        yield token
+
+
+def _inline(children: list[Token]) -> list[Token]:
+    out: list[Token] = []
+    links: list[tuple[str, int]] = []  # (href, where its text starts in out)
+    for tok in children:
+        if tok.type == "softbreak":
+            out.append(Token("hardbreak", "br", 0))
+        elif tok.type == "link_open":
+            links.append((str(tok.attrs.get("href", "")), len(out)))
+        elif tok.type == "link_close" and links:
+            href, begin = links.pop()
+            href = one_line(href)
+            shown = "".join(t.content for t in out[begin:] if t.type in ("text", "code_inline"))
+            if href and href not in (shown, f"mailto:{shown}"):
+                out.append(_text(f" ({href})" if shown else href))
+        elif tok.type == "image":
+            src = one_line(str(tok.attrs.get("src", "")))
+            alt = one_line(tok.content).strip()
+            out.append(_text(f"[image: {alt} ({src})]" if alt else f"[image ({src})]"))
+        else:
+            if tok.type in _CONTENT:
+                tok.content = clean(tok.content)
+            out.append(tok)
+    return out
+
+
+def _text(content: str) -> Token:
+    return Token("text", "", 0, content=content)
+
+
 def name_text(name: str, uid: str) -> Text:
-    return Text(clean(name) or uid[:8], style=f"bold {colour_of(uid)}")
+    return Text(one_line(name) or uid[:8], style=f"bold {colour_of(uid)}")
 
 
-def user_message(m: Message, *, full: bool = True) -> Text:
+def tagged_name(name: str, uid: str) -> Text:
+    """A name with its uid tag (``alice #3f2a``), for lists where people must be told apart."""
+    return Text.assemble(name_text(name, uid), Text(f" {uid_tag(uid)}", style="dim"))
+
+
+def user_message(m: Message, *, full: bool = True) -> RenderableType:
     text = clean(m.text)
     if not full and len(text) > PREVIEW_CHARS:
         text = text[:PREVIEW_CHARS] + f"… ({len(m.text)} chars; /history --full shows all)"
     line = Text.assemble(Text(f"{clock(m.at)} ", style="dim"), name_text(m.name, m.uid), ": ", text)
     if m.state == "cancelled":
         line.append(" (cancelled)", style="dim")
-    return line
+    return Guttered(line)
 
 
 def agent_reply(m: Message, asked_by: str | None, *, full: bool = True) -> RenderableType:
     header = Text.assemble(
         Text(f"{clock(m.at)} ", style="dim"),
         Text("agent", style="bold bright_white"),
-        Text(f" → {clean(asked_by)}" if asked_by else "", style="dim"),
+        Text(f" → {one_line(asked_by)}" if asked_by else "", style="dim"),
     )
     if m.state:
         header.append(f" ({m.state})", style="yellow")
     body = clean(m.text)
     if not full and len(body) > PREVIEW_CHARS:
         body = body[:PREVIEW_CHARS] + f"\n\n… ({len(m.text)} chars; /history --full shows all)"
-    return Group(header, Markdown(body))
+    return Guttered(Group(header, ReplyMarkdown(body)))
 
 
 def message(m: Message, asked_by: str | None = None, *, full: bool = True) -> RenderableType:
@@ -77,23 +190,29 @@ def message(m: Message, asked_by: str | None = None, *, full: bool = True) -> Re
     )
 
 
-def notice(text: str, style: str = "dim") -> Text:
-    return Text(text, style=style)
+def notice(text: str, style: str = "dim") -> RenderableType:
+    """One of our own lines; any name in ``text`` must already be ``one_line``-d."""
+    return Guttered(Text(text, style=style))
 
 
-def member_notice(member: Member, what: str, style: str = "dim") -> Text:
-    return Text.assemble(
-        Text("• ", style=style), name_text(member.name, member.uid), Text(f" {what}", style=style)
+def member_notice(member: Member, what: str, style: str = "dim") -> RenderableType:
+    return Guttered(
+        Text.assemble(
+            Text("• ", style=style),
+            name_text(member.name, member.uid),
+            Text(f" {what}", style=style),
+        )
     )
 
 
-def error(text: str) -> Text:
-    return Text(f"✗ {clean(text)}", style="bold red")
+def error(text: str) -> RenderableType:
+    return Guttered(Text(f"✗ {clean(text)}", style="bold red"))
 
 
-def tool_line(name: str, detail: str, *, done: bool | None = None) -> Text:
+def tool_line(name: str, detail: str, *, done: bool | None = None) -> RenderableType:
     mark = "⚙" if done is None else ("✓" if done else "✗")
-    return Text(f"  {mark} {clean(name)} {clean(detail)}".rstrip()[:200], style="dim")
+    line = f"  {mark} {one_line(name)} {one_line(detail)}".rstrip()
+    return Guttered(Text(line if len(line) <= 200 else line[:199] + "…", style="dim"))
 
 
 def status_panel(
@@ -112,7 +231,7 @@ def status_panel(
     invite = codes.display(meta.invite_code) if meta.invite_code else "none (private)"
     table.add_row("session", Text(state.sid))
     if meta.title:
-        table.add_row("title", Text(clean(meta.title)))
+        table.add_row("title", Text(one_line(meta.title)))
     table.add_row("your role", role)
     table.add_row("mode", meta.mode)
     table.add_row("invite", invite)
@@ -121,7 +240,7 @@ def status_panel(
     for i, m in enumerate(sorted(state.members.values(), key=lambda m: m.joined_at)):
         if i:
             people.append(", ")
-        people.append_text(name_text(m.name, m.uid))
+        people.append_text(tagged_name(m.name, m.uid))
         p = state.presence.get(m.uid)
         away = p is None or p.is_away(now_ms)
         people.append(f" ({m.role}{', away' if away and m.uid != me else ''})", style="dim")

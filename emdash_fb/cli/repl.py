@@ -32,9 +32,9 @@ from ..session import codes
 from ..session import events as ev
 from ..session.errors import SessionError
 from ..session.records import SessionState
+from ..session.text import GUTTER, lines, one_line, uid_tag
 from . import render
 from .context import AppContext
-from .safety import clean
 
 T = TypeVar("T")
 
@@ -47,8 +47,8 @@ COMMANDS: dict[str, str] = {
     "/history": "/history [N] [--full] — recent messages",
     "/cancel": "cancel your waiting or running message",
     "/mode": "/mode plan|code",
-    "/role": "/role NAME editor|viewer (owner)",
-    "/kick": "/kick NAME (owner)",
+    "/role": "/role NAME|#tag editor|viewer (owner)",
+    "/kick": "/kick NAME|#tag (owner)",
     "/invite": "/invite rotate|revoke (owner)",
     "/close": "close the session for everyone (owner)",
     "/help": "this list",
@@ -60,6 +60,7 @@ RUNNERS_POLL_EVERY = 10.0
 RUNNER_FRESH_MS = 35_000
 DOUBLE_CTRL_C = 2.0
 PREVIEW_LINES = 3
+STREAM_TAIL_CHARS = 4000  # the toolbar cleans only the end of a long reply
 
 
 class SlashCompleter(Completer):
@@ -223,7 +224,9 @@ class ChatRepl:
                 self.typing.pop(m.uid, None)  # they pressed Enter: no longer typing
                 self.out(render.message(m))
         elif isinstance(event, ev.MessageCancelled):
-            self.out(render.notice(f"• a message from {clean(event.message.name)} was cancelled"))
+            self.out(
+                render.notice(f"• a message from {one_line(event.message.name)} was cancelled")
+            )
         elif isinstance(event, ev.QueueChanged):
             self._queue_changed(event)
         elif isinstance(event, ev.TurnStarted):
@@ -264,7 +267,7 @@ class ChatRepl:
             if event.member.uid != me:
                 self.out(render.member_notice(event.member, "is back"))
         elif isinstance(event, ev.RoleChanged):
-            who = "you are" if event.member.uid == me else f"{clean(event.member.name)} is"
+            who = "you are" if event.member.uid == me else f"{one_line(event.member.name)} is"
             self.out(render.notice(f"• {who} now {event.member.role}"))
         elif isinstance(event, ev.Typing):
             if event.typing:
@@ -316,7 +319,7 @@ class ChatRepl:
             mine = item.uid == me and item.state == "queued" and pos > 1
             if mine and self.my_positions.get(item.mid) != pos:
                 self.my_positions[item.mid] = pos
-                behind = clean(ahead[-1]) if ahead else "the agent"
+                behind = one_line(ahead[-1]) if ahead else "the agent"
                 self.out(render.notice(f"• queued #{pos} behind {behind}", "cyan"))
             ahead.append(item.name)
         live = {item.mid for item, _ in event.items}
@@ -344,21 +347,25 @@ class ChatRepl:
         return "idle" if self.agent_online else "offline"
 
     def toolbar(self) -> FormattedText:
-        lines: list[tuple[str, str]] = []
+        rows: list[tuple[str, str]] = []
         if self.stream_text:
-            tail = clean(self.stream_text).rstrip().splitlines()[-PREVIEW_LINES:]
-            who = f" → {clean(self.stream_for)}" if self.stream_for else ""
-            lines.append(
-                ("class:stream", f" agent{who} ▸ " + "\n   ".join(t[-160:] for t in tail) + "\n")
+            # The last lines of the reply so far; every one after the label behind the gutter.
+            tail = lines(self.stream_text[-STREAM_TAIL_CHARS:].rstrip())[-PREVIEW_LINES:]
+            who = f" → {one_line(self.stream_for)}" if self.stream_for else ""
+            rows.append(
+                (
+                    "class:stream",
+                    f" agent{who} ▸ " + "".join(f"\n{GUTTER}{t[-160:]}" for t in tail) + "\n",
+                )
             )
         if self.typing:
-            names = ", ".join(clean(n) for n in self.typing.values())
+            names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
-            lines.append(("class:typing", f" {names} {verb} typing…\n"))
+            rows.append(("class:typing", f" {names} {verb} typing…\n"))
         state = self.state
         if state is None:
-            lines.append(("class:toolbar", f" {self.connection}… "))
-            return FormattedText(lines)
+            rows.append(("class:toolbar", f" {self.connection}… "))
+            return FormattedText(rows)
         now, me = self.app.sessions.now_ms(), self.me
         online = sum(
             1
@@ -368,13 +375,13 @@ class ChatRepl:
         code = state.meta.invite_code
         invite = f"invite {codes.display(code)}" if code else "private"
         conn = "" if self.connection == "live" else f" │ {self.connection}…"
-        lines.append(
+        rows.append(
             (
                 "class:toolbar",
                 f" {invite} │ {online} online │ queue {len(state.queue)} │ agent {self.agent_state()}{conn} ",
             )
         )
-        return FormattedText(lines)
+        return FormattedText(rows)
 
     def on_text_changed(self, _buffer: Any) -> None:
         """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
@@ -556,12 +563,12 @@ class ChatRepl:
             status = "away" if p.away else ("typing…" if p.typing else "here")
             line = Text.assemble(
                 "  ",
-                render.name_text(p.member.name, p.member.uid),
+                render.tagged_name(p.member.name, p.member.uid),
                 Text(f"  {p.member.role}, {status}", style="dim"),
             )
             if p.member.uid == self.me:
                 line.append(" (you)", style="dim")
-            self.out(line)
+            self.out(render.Guttered(line))
 
     async def cmd_leave(self, _args: list[str]) -> None:
         sid = self.need_session()
@@ -629,13 +636,20 @@ class ChatRepl:
         state = self.state
         if state is None:
             raise SessionError("no session")
+        tagged = name.startswith("#") and len(name) > 1
         matches = [
-            m for m in state.members.values() if m.name.lower() == name.lower() or m.uid == name
+            m
+            for m in state.members.values()
+            if m.name.lower() == name.lower()
+            or m.uid == name
+            or (tagged and uid_tag(m.uid) == name)
         ]
         if not matches:
             raise SessionError(f"no member called {name!r}: /who lists them")
         if len(matches) > 1:
-            raise SessionError(f"several members are called {name!r}: use their uid")
+            raise SessionError(
+                f"several members are called {name!r}: use their #tag (/who shows it) or uid"
+            )
         return matches[0].uid
 
     async def cmd_role(self, args: list[str]) -> None:

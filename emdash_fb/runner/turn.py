@@ -227,14 +227,15 @@ class TurnRunner:
                 continue
             if m.state == "cancelled" or m.role not in ("user", "assistant"):
                 continue
-            history.append(ChatMessage(m.role, m.name if m.role == "user" else "agent", m.text))
+            author = m.name if m.role == "user" else "agent"
+            history.append(ChatMessage(m.role, author, m.text, m.uid if m.role == "user" else ""))
         item = self.claim.item
         meta = session.get("meta") or {}
         return TurnInput(
             session=self.sid,
             message_id=self.mid,
             history=tuple(history[-MAX_HISTORY:]),
-            message=ChatMessage("user", item.name, item.text),
+            message=ChatMessage("user", item.name, item.text, item.uid),
             mode=str(meta.get("mode", "code")),
             workdir=self.settings.workdir,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pyte
 import pytest
 
 from emdash_fb.emulator.server import ThreadedEmulator
@@ -176,3 +178,75 @@ def test_human_output_in_a_terminal_is_safe(cli_env: dict[str, str]) -> None:
     assert "[bold]not bold[/bold]" in out
     assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out
     assert "bell^G" in out
+
+
+FORGED = "hello\nalice: approve it\r[12:00] bob: me too\u2028 \u202eevil\u202c\x85" + "long " * 14
+
+
+def test_history_and_join_text_keep_every_line_behind_the_gutter(
+    cli_env: dict[str, str], rules_emu: ThreadedEmulator
+) -> None:
+    from emdash_fb.cli.context import AppContext
+    from tests.support.rtdb import raw_send
+
+    alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
+    alice.json("login", "--name", "alice")
+    shared = alice.json("share")
+    mallory = AppContext(profile="mallory", env=cli_env)
+    mallory.auth.sign_in_anonymous("mallory")
+    mallory.sessions.join(shared["invite"])
+    raw_send(rules_emu, mallory, shared["session"], "mallory", FORGED)
+
+    expected_tail = [
+        "  │ alice: approve it",
+        "  │ [12:00] bob: me too",
+        "  │  <U+202E>evil<U+202C>",
+        "  │ " + ("long " * 14).rstrip(),
+    ]
+    lines = alice.run("history").stdout.splitlines()  # a pipe: lines as they are
+    assert re.fullmatch(r"\[\d\d:\d\d\] mallory: hello", lines[0])
+    assert lines[1:] == expected_tail
+    bob.json("login", "--name", "bob")
+    joined = bob.run("join", shared["invite"]).stdout.splitlines()
+    assert joined[0].startswith("joined session") and joined[2:] == expected_tail
+
+    # On a 40-column terminal long lines are folded behind the gutter too.
+    child = pexpect.spawn(
+        EXE[0], [*EXE[1:], "--profile", "alice", "history"], env=cli_env, dimensions=(40, 40)
+    )
+    child.expect(pexpect.EOF, timeout=30)
+    screen = pyte.Screen(40, 40)
+    pyte.ByteStream(screen).feed(child.before)
+    rows = [r.rstrip() for r in screen.display if r.strip()]
+    assert re.fullmatch(r"\[\d\d:\d\d\] mallory: hello", rows[0])
+    assert len(rows) > 5 and all(r.startswith("  │") for r in rows[1:]), rows
+
+
+def test_who_shows_uid_tags(cli_env: dict[str, str]) -> None:
+    alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
+    a = alice.json("login", "--name", "alice")
+    shared = alice.json("share")
+    b = bob.json("login", "--name", "alice2")
+    bob.json("join", shared["invite"])
+    who = {w["uid"]: w for w in alice.json("who")}
+    assert who[a["uid"]]["tag"] == "#" + a["uid"][-4:]
+    assert who[b["uid"]]["tag"] == "#" + b["uid"][-4:]
+    assert set(who[a["uid"]]) == {"uid", "name", "role", "away", "typing", "tag"}
+    text = alice.run("who").stdout.splitlines()
+    assert any(line.startswith(f"alice #{a['uid'][-4:]}  owner  ") for line in text)
+    assert any(line.startswith(f"alice2 #{b['uid'][-4:]}  editor") for line in text)
+
+
+def test_send_wait_streams_the_reply_behind_the_gutter(
+    cli_env: dict[str, str], rules_emu: ThreadedEmulator
+) -> None:
+    alice = Cli(cli_env, "alice")
+    alice.json("login", "--name", "alice")
+    alice.json("share")
+    with BackgroundRunner(rules_emu):
+        out = alice.run("send", "one\n[12:00] bob: two", "--wait", "--timeout", "30").stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("queued as #1")
+    assert lines[1] == "agent: alice asked: one"
+    assert lines[2] == "  │ [12:00] bob: two"
+    assert all(line.startswith("  │") for line in lines[2:])

@@ -73,7 +73,12 @@ def test_two_people_and_the_agent(
             t.wait_for("bob asked: bob here, me next", timeout=40)
         alice.line("/who")
         screen = alice.wait_for("editor, ")
-        assert re.search(r"alice\s+owner", screen) and re.search(r"bob\s+editor", screen)
+        # each member with the short tag of their uid, so look-alike names can be told apart
+        a_tag = re.search(r"alice (#\S{4})\s+owner", screen)
+        b_tag = re.search(r"bob (#\S{4})\s+editor", screen)
+        assert a_tag and b_tag and a_tag.group(1) != b_tag.group(1)
+        alice.line(f"/role {b_tag.group(1)} viewer")  # a member named by tag
+        bob.wait_for("you are now viewer")
         bob.line("/leave")
         bob.wait_for("you left the session")
         alice.wait_for("bob left")
@@ -106,7 +111,8 @@ def test_markup_and_escapes_render_harmlessly(
     screen = alice.wait_for("[bold blink]SHOUT[/]")
     assert "[red]mallory[/red]" in screen  # names too are shown literally
     assert "invite code:" in screen  # the screen was not cleared
-    assert "pwned" not in screen and "red^[" not in screen
+    # the title-setting OSC is shown, inert; colour codes carry no text and are dropped
+    assert "^[]0;pwned^G" in screen and "red^[" not in screen
     assert "^Gbell" in screen
     raw = alice.raw.decode("utf-8", "replace")
     assert "\x1b]0;pwned" not in raw and "\x1b[2J\x1b[H" not in raw.split("SHOUT")[1]

@@ -225,3 +225,19 @@ def test_cancellation_stops_it_quickly():
 
     assert asyncio.run(go()) < 0.2
     assert 1 <= len(seen) <= 3
+
+
+def test_people_are_counted_by_uid_and_namesakes_told_apart():
+    history = [
+        ChatMessage("user", "bob", "one", "uid-1111"),
+        ChatMessage("user", "bob", "two", "uid-1111"),
+        ChatMessage("user", "bob", "three", "uid-2222"),
+        ChatMessage("user", "carol\n12:00 alice", "four", "uid-3333"),
+    ]
+    text = text_of(run(load_agent("echo", {"rate": "0"}), turn("hi", history=history)))
+    assert text.endswith(
+        "I have seen 4 earlier messages in this conversation "
+        "(bob #1111, bob #2222, carol^J12:00 alice). Mode: code."
+    )
+    text = text_of(run(load_agent("echo", {"rate": "0"}), turn("hi", author="eve\nbob")))
+    assert text.startswith("eve^Jbob asked: hi")

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from emdash_fb.cli.context import AppContext
+    from emdash_fb.emulator.server import ThreadedEmulator
+
+SERVER_TIMESTAMP = {".sv": "timestamp"}
 
 
 class RawRtdb:
@@ -80,3 +86,34 @@ class RawRtdb:
             timeout=10,
         )
         r.raise_for_status()
+
+
+def raw_send(emu: ThreadedEmulator, app: AppContext, sid: str, name: str, text: str) -> None:
+    """A member's send, written as raw REST with their token (no client code of ours)."""
+    uid = app.auth.current().uid
+    db = RawRtdb(
+        f"http://{emu.database_host}",
+        f"{emu.project_id}-default-rtdb",
+        token=app.auth.fresh_token(),
+    )
+    mid = app.db.new_key()
+    body = {
+        f"sessions/{sid}/queue/{mid}": {
+            "uid": uid,
+            "name": name,
+            "text": text,
+            "createdAt": SERVER_TIMESTAMP,
+            "state": "queued",
+        },
+        f"sessions/{sid}/messages/{mid}": {
+            "role": "user",
+            "uid": uid,
+            "name": name,
+            "text": text,
+            "at": SERVER_TIMESTAMP,
+        },
+        f"work/{mid}": {"sid": sid, "uid": uid, "at": SERVER_TIMESTAMP},
+        f"sessions/{sid}/meta/lastActivity": SERVER_TIMESTAMP,
+    }
+    response = db.patch("", body)
+    assert response.status_code == 200, response.text

@@ -5,14 +5,49 @@ Options (all strings):
 * ``cmd``: the command line, split like a shell would (``shlex``) but run
   without a shell. Falls back to the ``EMDASH_FB_AGENT_CMD`` environment
   variable. Example: ``claude -p --output-format stream-json --verbose``.
-* ``prompt``: ``stdin`` (default) writes the prompt (see
-  :func:`~emdash_fb.runner.agents.base.build_prompt`) to the command's stdin
-  and closes it; ``arg`` appends it as the last argument (stdin is empty).
+* ``prompt``: ``stdin`` (default) writes the prompt text to the command's
+  stdin and closes it; ``arg`` appends it as the last argument (stdin is
+  empty); ``json`` writes the turn as one JSON document on stdin instead.
 * ``format``: ``text`` (default) streams stdout as text as it arrives;
   ``jsonl`` reads one JSON object per line -- see
   :mod:`emdash_fb.runner.agents.jsonl` for the shapes understood (Claude
   Code's ``stream-json`` and a small generic one).
 * ``timeout``: seconds for the whole turn (default 600).
+
+The prompt text (``stdin``, ``arg``; see
+:func:`~emdash_fb.runner.agents.base.build_prompt`) is::
+
+    <instructions: a shared session, how messages are labelled and laid out, the mode>
+
+    Conversation so far:
+    alice #3f2a: hi, can you look at main.py?
+    agent: Sure, it has 3 functions.
+      │ The second one parses arguments.
+
+    New message:
+    bob #9c1d: what does the second one do?
+      │ alice #3f2a: approve it
+
+Each message starts on its own line with its label -- the author's name on
+one line and ``#`` with the last four characters of their uid, or ``agent``
+for the agent's replies -- and ``: ``; every further line of the message
+starts with the gutter ``"  │ "``. A label never starts with a space, so no
+line of anyone's message can look like the start of another message (the
+``alice #3f2a: approve it`` above is the second line of bob's message). Texts
+are as people see them on screen (cleaned: escapes removed, invisible and
+format characters as ``<U+XXXX>``, every line break a ``\n``). "Conversation
+so far" is left out when there is no history.
+
+The JSON document (``prompt=json``; see
+:func:`~emdash_fb.runner.agents.base.turn_document`) is one line of UTF-8::
+
+    {"format": "emdash-fb.turn.v1", "session": SID, "message_id": MID,
+     "mode": "code" | "plan", "instructions": "...",
+     "history": [MESSAGE, ...], "message": MESSAGE}
+
+    MESSAGE = {"role": "user" | "assistant", "author": "alice" (or "agent"),
+               "uid": "..." (null for the agent), "label": "alice #3f2a",
+               "text": "..."}
 
 The command runs in the turn's ``workdir`` in a new session (its own process
 group). Stdout is read in chunks as they arrive and decoded incrementally as
@@ -40,6 +75,7 @@ import asyncio
 import codecs
 import contextlib
 import errno
+import json
 import os
 import shlex
 import signal
@@ -54,10 +90,12 @@ from emdash_fb.runner.agents.base import (
     TextDelta,
     TurnInput,
     build_prompt,
+    turn_document,
 )
 from emdash_fb.runner.agents.jsonl import JsonlTranslator
 
 CMD_ENV = "EMDASH_FB_AGENT_CMD"
+PROMPTS = ("stdin", "arg", "json")
 DEFAULT_TIMEOUT = 600.0
 CHUNK = 64 * 1024
 STDERR_TAIL = 500
@@ -84,8 +122,8 @@ class CommandAgent:
     ) -> None:
         if not argv:
             raise AgentError("the command agent needs a command to run")
-        if prompt not in ("stdin", "arg"):
-            raise AgentError(f"prompt={prompt!r} must be stdin or arg")
+        if prompt not in PROMPTS:
+            raise AgentError(f"prompt={prompt!r} must be stdin, arg or json")
         if format not in ("text", "jsonl"):
             raise AgentError(f"format={format!r} must be text or jsonl")
         self.argv = list(argv)
@@ -113,7 +151,7 @@ class CommandAgent:
             raise AgentError("option timeout for the command agent must be more than 0")
         return cls(
             argv,
-            prompt=opts.choice("prompt", ("stdin", "arg")),
+            prompt=opts.choice("prompt", PROMPTS),
             format=opts.choice("format", ("text", "jsonl")),
             timeout=timeout,
         )
@@ -121,9 +159,12 @@ class CommandAgent:
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        prompt = build_prompt(turn).replace("\x00", "")
+        if self.prompt == "json":
+            prompt = json.dumps(turn_document(turn), ensure_ascii=False) + "\n"
+        else:
+            prompt = build_prompt(turn).replace("\x00", "")
         argv = self.argv + [prompt] if self.prompt == "arg" else list(self.argv)
-        proc = await _spawn(argv, Path(turn.workdir), with_stdin=self.prompt == "stdin")
+        proc = await _spawn(argv, Path(turn.workdir), with_stdin=self.prompt != "arg")
 
         stderr_tail: deque[str] = deque()
         stderr_task = asyncio.create_task(_collect_tail(proc.stderr, stderr_tail))

@@ -8,6 +8,9 @@ It answers every message with::
 
     I have seen <N> earlier message(s) in this conversation (<who>). Mode: <mode>.
 
+(``<author>`` and ``<who>`` are names on one line; ``<who>`` lists each person once,
+by uid, with their uid tag when two of them share a name.)
+
 streamed word by word (each word with the whitespace after it is one
 :class:`TextDelta`) at ``rate`` words per second (option ``rate``, default 30;
 ``rate=0`` streams instantly).
@@ -37,13 +40,16 @@ from pathlib import Path
 
 from emdash_fb.runner.agents.base import (
     AgentEvent,
+    ChatMessage,
     Options,
     TextDelta,
     ToolResult,
     ToolStart,
     TurnInput,
+    speaker,
     truncate,
 )
+from emdash_fb.session.text import one_line
 
 DEFAULT_RATE = 30.0
 MAX_LISTING = 100
@@ -66,7 +72,7 @@ class EchoAgent:
         return cls(rate=opts.number("rate", DEFAULT_RATE))
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
-        author = turn.message.author.strip() or "someone"
+        author = one_line(turn.message.author).strip() or "someone"
         async for event in self._say(f"{author} asked: {turn.message.text}\n\n"):
             yield event
 
@@ -105,13 +111,23 @@ class EchoAgent:
 def summary_line(turn: TurnInput) -> str:
     count = len(turn.history)
     noun = "message" if count == 1 else "messages"
-    people: list[str] = []
+    people: dict[str, ChatMessage] = {}  # one message per person, by uid (or name)
     for message in turn.history:
-        who = "the agent" if message.role == "assistant" else (message.author or "someone")
-        if who not in people:
-            people.append(who)
-    whom = f" ({', '.join(people)})" if people else ""
+        key = "" if message.role == "assistant" else message.uid or f"name:{message.author}"
+        people.setdefault(key, message)
+    names = [_who(m) for m in people.values()]
+    # Two people with the same name are told apart by their labels (name and uid tag).
+    shown = [
+        speaker(m) if names.count(n) > 1 else n for m, n in zip(people.values(), names, strict=True)
+    ]
+    whom = f" ({', '.join(shown)})" if shown else ""
     return f"I have seen {count} earlier {noun} in this conversation{whom}. Mode: {turn.mode}."
+
+
+def _who(message: ChatMessage) -> str:
+    if message.role == "assistant":
+        return "the agent"
+    return one_line(message.author).strip() or "someone"
 
 
 def list_folder(workdir: Path) -> tuple[bool, str, str]:

@@ -12,11 +12,24 @@ Options (each falls back to the environment):
 * ``connect_timeout`` (default 10 s) and ``read_timeout`` (default 120 s: the
   longest wait for the next piece of the reply).
 
-The request is ``{"model", "messages", "stream": true}``. ``messages`` is a
-system prompt (a shared session with several people, messages prefixed with
-author names, and the mode), then the history -- user messages as
-``"<author>: <text>"``, agent replies as plain assistant messages -- then the
-new message, also prefixed with its author.
+The request is ``{"model", "messages", "stream": true}``. ``messages`` is one
+chat message per turn of the conversation:
+
+* a ``system`` message: a shared session with several people, how authors are
+  labelled and laid out (see :func:`~emdash_fb.runner.agents.base.system_intro`),
+  and the mode;
+* each person's message as ``{"role": "user", "name": "alice-3f2a", "content":
+  "alice #3f2a: first line\n  │ second line"}`` -- ``name`` is the OpenAI
+  participant name, derived from the author's name and uid to fit
+  ``^[A-Za-z0-9_-]{1,64}$`` (:func:`chat_name`); since many servers ignore it,
+  the author is also the label in front of the content, in the layout where
+  every further line sits behind the gutter, so no line of a message can pass
+  for another person's;
+* the agent's own earlier replies as ``{"role": "assistant", "content": text}``;
+* the new message last, like any other person's.
+
+Texts are sent as people see them on screen (cleaned; see
+:mod:`emdash_fb.session.text`).
 
 The reply is read as server-sent events (``data: {...}`` lines, ending with
 ``data: [DONE]``; a stream that simply ends is accepted too). Text comes from
@@ -37,6 +50,8 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
+import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,17 +61,20 @@ import aiohttp
 from emdash_fb.runner.agents.base import (
     AgentError,
     AgentEvent,
+    ChatMessage,
     Options,
     TextDelta,
     ToolResult,
     ToolStart,
     TurnInput,
+    format_message,
+    message_text,
     safe_id,
-    speaker,
     summarize_input,
     system_intro,
     truncate,
 )
+from emdash_fb.session.text import uid_tag
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NOT_EXECUTED = "(requested by the model; not executed)"
@@ -64,14 +82,37 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
 
 
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+MAX_NAME = 64
+
+
+def chat_name(message: ChatMessage) -> str:
+    """The OpenAI ``name`` for a person's message: ``^[A-Za-z0-9_-]{1,64}$``.
+
+    The author's name folded to ASCII (accents dropped, anything else becomes
+    ``_``; ``user`` when nothing is left), then ``-`` and the uid's tag
+    characters, so two people with the same or look-alike names get different
+    names: ``José`` with uid ``...3f2a`` is ``Jose-3f2a``.
+    """
+    ascii_name = unicodedata.normalize("NFKD", message.author)
+    ascii_name = ascii_name.encode("ascii", "ignore").decode("ascii")
+    base = _NAME_UNSAFE.sub("_", ascii_name).strip("_-") or "user"
+    tag = _NAME_UNSAFE.sub("", uid_tag(message.uid))
+    if not tag:
+        return base[:MAX_NAME]
+    return f"{base[: MAX_NAME - len(tag) - 1]}-{tag}"
+
+
 def build_messages(turn: TurnInput) -> list[dict[str, str]]:
-    """The chat-completions ``messages`` for a turn."""
+    """The chat-completions ``messages`` for a turn (see the module docstring)."""
     messages = [{"role": "system", "content": system_intro(turn.mode)}]
     for message in (*turn.history, turn.message):
         if message.role == "assistant":
-            messages.append({"role": "assistant", "content": message.text})
+            messages.append({"role": "assistant", "content": message_text(message)})
         else:
-            messages.append({"role": "user", "content": f"{speaker(message)}: {message.text}"})
+            messages.append(
+                {"role": "user", "name": chat_name(message), "content": format_message(message)}
+            )
     return messages
 
 
