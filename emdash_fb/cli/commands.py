@@ -152,17 +152,23 @@ def token(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
 def share(
     ctx: typer.Context,
     title: str = typer.Option("", "--title", help="A title for the session."),
+    join_role: str = typer.Option(
+        "editor", "--join-role", help="What people who join get: editor or viewer."
+    ),
+    max_queued: int = typer.Option(
+        5, "--max-queued", min=1, max=10, help="Messages each member may have waiting."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a shared session and print its invite code."""
     app = ctx_of(ctx)
-    shared = app.sessions.share(title)
+    shared = app.sessions.share(title, join_role=join_role, max_queued=max_queued)
     app.remember_session(shared.session)
     emit(
-        {"session": shared.session, "invite": shared.invite},
+        {"session": shared.session, "invite": shared.invite, "join_role": join_role},
         as_json,
-        f"shared session {shared.session}\ninvite code: {shared.invite}\n"
-        f"others join with: emdash-fb join {shared.invite}",
+        f"shared session {shared.session}\ninvite code: {shared.invite} (joiners are "
+        f"{join_role}s)\nothers join with: emdash-fb join {shared.invite}",
     )
 
 

@@ -222,6 +222,7 @@ def status_panel(
     agent: str,
     connection: str,
     now_ms: int,
+    join_role: str | None = None,
 ) -> Panel:
     meta = state.meta
     table = Table.grid(padding=(0, 2))
@@ -234,7 +235,8 @@ def status_panel(
         table.add_row("title", Text(one_line(meta.title)))
     table.add_row("your role", role)
     table.add_row("mode", meta.mode)
-    table.add_row("invite", invite)
+    table.add_row("invite", invite + (f" (joiners are {join_role}s)" if join_role else ""))
+    table.add_row("waiting limit", f"{meta.max_queued} messages per member")
     table.add_row("status", "open" if meta.is_open(now_ms) else "closed")
     people = Text()
     for i, m in enumerate(sorted(state.members.values(), key=lambda m: m.joined_at)):

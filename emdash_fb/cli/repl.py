@@ -49,7 +49,8 @@ COMMANDS: dict[str, str] = {
     "/mode": "/mode plan|code",
     "/role": "/role NAME|#tag editor|viewer (owner)",
     "/kick": "/kick NAME|#tag (owner)",
-    "/invite": "/invite rotate|revoke (owner)",
+    "/invite": "/invite rotate|revoke|role editor|viewer (owner)",
+    "/limit": "/limit N — messages each member may have waiting, 1-10 (owner)",
     "/close": "close the session for everyone (owner)",
     "/help": "this list",
     "/quit": "leave the REPL (you stay a member)",
@@ -528,6 +529,7 @@ class ChatRepl:
             "/role": self.cmd_role,
             "/kick": self.cmd_kick,
             "/invite": self.cmd_invite,
+            "/limit": self.cmd_limit,
             "/close": self.cmd_close,
             "/help": self.cmd_help,
             "/quit": self.cmd_quit,
@@ -580,6 +582,7 @@ class ChatRepl:
 
     async def cmd_status(self, _args: list[str]) -> None:
         state = self.state or await self.call(self.app.sessions.state, self.need_session())
+        join_role = await self.call(self.app.sessions.invite_role, state.meta)
         self.out(
             render.status_panel(
                 state,
@@ -587,6 +590,7 @@ class ChatRepl:
                 agent=self.agent_state(),
                 connection=self.connection,
                 now_ms=self.app.sessions.now_ms(),
+                join_role=join_role,
             )
         )
 
@@ -662,16 +666,31 @@ class ChatRepl:
     async def cmd_kick(self, args: list[str]) -> None:
         if len(args) != 1:
             raise SessionError("usage: /kick NAME")
-        await self.call(self.app.sessions.kick, self.need_session(), self._member_by_name(args[0]))
+        new = await self.call(
+            self.app.sessions.kick, self.need_session(), self._member_by_name(args[0])
+        )
+        if new:
+            self.out(render.notice("• the invite they knew no longer works; the new one is:"))
+            self.show_invite(new)
 
     async def cmd_invite(self, args: list[str]) -> None:
+        sid = self.need_session()
         if args == ["rotate"]:
-            self.show_invite(await self.call(self.app.sessions.rotate_invite, self.need_session()))
+            self.show_invite(await self.call(self.app.sessions.rotate_invite, sid))
         elif args == ["revoke"]:
-            await self.call(self.app.sessions.revoke_invite, self.need_session())
+            await self.call(self.app.sessions.revoke_invite, sid)
             self.out(render.notice("• invite revoked: nobody new can join until /invite rotate"))
+        elif len(args) == 2 and args[0] == "role" and args[1] in ("editor", "viewer"):
+            await self.call(self.app.sessions.set_join_role, sid, args[1])
+            self.out(render.notice(f"• people who join from now on are {args[1]}s"))
         else:
-            raise SessionError("usage: /invite rotate|revoke")
+            raise SessionError("usage: /invite rotate|revoke|role editor|viewer")
+
+    async def cmd_limit(self, args: list[str]) -> None:
+        if len(args) != 1 or not args[0].isdigit():
+            raise SessionError("usage: /limit N (messages each member may have waiting, 1-10)")
+        await self.call(self.app.sessions.set_max_queued, self.need_session(), int(args[0]))
+        self.out(render.notice(f"• each member may now have {int(args[0])} messages waiting"))
 
     async def cmd_close(self, _args: list[str]) -> None:
         await self.call(self.app.sessions.close, self.need_session())

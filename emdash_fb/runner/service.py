@@ -27,6 +27,7 @@ from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError, PermissionDenied
 from ..session import allowlist, paths
 from ..session.allowlist import ServeSpec
+from ..session.text import for_log
 from .agents import Agent
 from .lease import NothingQueued, try_claim
 from .turn import Outcome, TurnRunner, TurnSettings
@@ -99,7 +100,7 @@ class Runner:
                 try:
                     await self._claim_available()
                 except FirebaseError as exc:
-                    log.warning("claiming failed: %s (will retry)", exc)
+                    log.warning("claiming failed: %s (will retry)", for_log(exc))
         finally:
             watch.close()
             await self._drain()
@@ -141,7 +142,9 @@ class Runner:
                 await self._drop_work(sid, work)  # gone: nothing there can be answered
                 continue
             except FirebaseError as exc:
-                log.warning("checking session %s failed: %s (will retry)", sid, exc)
+                log.warning(
+                    "checking session %s failed: %s (will retry)", for_log(sid), for_log(exc)
+                )
                 continue
             try:
                 claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
@@ -150,7 +153,9 @@ class Runner:
                 await self._drop_work(sid, work)
                 continue
             except FirebaseError as exc:
-                log.warning("claiming in session %s failed: %s (will retry)", sid, exc)
+                log.warning(
+                    "claiming in session %s failed: %s (will retry)", for_log(sid), for_log(exc)
+                )
                 continue
             if claim is None:
                 continue
@@ -179,7 +184,9 @@ class Runner:
         if now - self._refused_logged.get(sid, -REFUSAL_LOG_SECONDS) >= REFUSAL_LOG_SECONDS:
             self._refused_logged[sid] = now
             why = "not on the allowlist" if self.serve.everyone else "not served by this runner"
-            log.info("not serving session %s: its owner %s is %s", sid, owner[0], why)
+            log.info(
+                "not serving session %s: its owner %s is %s", for_log(sid), for_log(owner[0]), why
+            )
         return False
 
     async def _drop_work(self, sid: str, work: dict[str, Any]) -> None:
@@ -190,7 +197,11 @@ class Runner:
         }
         with contextlib.suppress(FirebaseError):
             await self.call(self.db.update, "", stale)
-        log.info("session %s has nothing left to answer; dropped %d work entries", sid, len(stale))
+        log.info(
+            "session %s has nothing left to answer; dropped %d work entries",
+            for_log(sid),
+            len(stale),
+        )
 
     async def _run_turn(self, turn: TurnRunner) -> Outcome:
         started = time.monotonic()
@@ -206,15 +217,15 @@ class Runner:
             self._wake.set()  # the session may have more queued
         log.info(
             "turn %s/%s by %s: %s in %.1fs, %d chars, %d chunks, attempt %d%s",
-            turn.sid,
-            turn.mid,
-            turn.claim.item.name or "?",
+            for_log(turn.sid),
+            for_log(turn.mid),
+            for_log(turn.claim.item.name or "?", 64),
             outcome.state,
             time.monotonic() - started,
             outcome.chars,
             outcome.chunks,
             outcome.attempt,
-            f" ({outcome.error})" if outcome.error else "",
+            f" ({for_log(outcome.error)})" if outcome.error else "",
         )
         return outcome
 

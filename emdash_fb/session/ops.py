@@ -550,6 +550,13 @@ class SessionClient:
             sid, {f"{paths.invite(meta.invite_code)}/role": role}, action="change the join role"
         )
 
+    def set_max_queued(self, sid: str, limit: int) -> None:
+        """How many messages each member may have waiting at once (1..10)."""
+        if not 1 <= limit <= MAX_SLOTS:
+            raise BadMessage(f"the limit must be 1..{MAX_SLOTS} waiting messages per member")
+        self._owner_check(sid, "change the queue limit")
+        self._write(sid, {f"{paths.meta(sid)}/maxQueued": limit}, action="change the queue limit")
+
     def revoke_invite(self, sid: str) -> None:
         meta = self._owner_check(sid, "revoke the invite")
         updates: dict[str, Any] = {

@@ -68,7 +68,7 @@ def test_scripted_session(cli_env: dict[str, str]) -> None:
     assert "may not start sessions" in alice.fails("share", "--title", "demo")
     alice.json("admin", "allow", "me")
     shared = alice.json("share", "--title", "demo")
-    assert set(shared) == {"session", "invite"}
+    assert set(shared) == {"session", "invite", "join_role"}
     sent = alice.json("send", "first question")
     assert set(sent) == {"message", "position"} and sent["position"] == 1
     bob.json("login", "--name", "bob")
@@ -191,6 +191,7 @@ def test_history_and_join_text_keep_every_line_behind_the_gutter(
 
     alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
     alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
     shared = alice.json("share")
     mallory = AppContext(profile="mallory", env=cli_env)
     mallory.auth.sign_in_anonymous("mallory")
@@ -225,6 +226,7 @@ def test_history_and_join_text_keep_every_line_behind_the_gutter(
 def test_who_shows_uid_tags(cli_env: dict[str, str]) -> None:
     alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
     a = alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
     shared = alice.json("share")
     b = bob.json("login", "--name", "alice2")
     bob.json("join", shared["invite"])
@@ -242,6 +244,7 @@ def test_send_wait_streams_the_reply_behind_the_gutter(
 ) -> None:
     alice = Cli(cli_env, "alice")
     alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
     alice.json("share")
     with BackgroundRunner(rules_emu):
         out = alice.run("send", "one\n[12:00] bob: two", "--wait", "--timeout", "30").stdout

@@ -96,9 +96,7 @@ def test_a_busy_session_does_not_starve_another(
         mine = bob.sessions.send(quiet, "just one").message
         wait_for(lambda: all(answered(alice, busy, m) for m in flood), timeout=60)
         wait_for(lambda: answered(bob, quiet, mine))
-    ended = {
-        m: owner_get(rules_emu, f"sessions/{busy}/turns/{m}/endedAt") for m in flood
-    }
+    ended = {m: owner_get(rules_emu, f"sessions/{busy}/turns/{m}/endedAt") for m in flood}
     bob_ended = owner_get(rules_emu, f"sessions/{quiet}/turns/{mine}/endedAt")
     after_bob = [m for m in flood if ended[m] > bob_ended]
     assert len(after_bob) >= 3, (ended, bob_ended)  # bob went second, not sixth

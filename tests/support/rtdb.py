@@ -97,6 +97,8 @@ def raw_send(emu: ThreadedEmulator, app: AppContext, sid: str, name: str, text: 
         token=app.auth.fresh_token(),
     )
     mid = app.db.new_key()
+    taken = db.get(f"sessions/{sid}/slots/{uid}").json() or {}
+    slot = next(f"s{i}" for i in range(10) if f"s{i}" not in taken)
     body = {
         f"sessions/{sid}/queue/{mid}": {
             "uid": uid,
@@ -104,6 +106,7 @@ def raw_send(emu: ThreadedEmulator, app: AppContext, sid: str, name: str, text: 
             "text": text,
             "createdAt": SERVER_TIMESTAMP,
             "state": "queued",
+            "slot": slot,
         },
         f"sessions/{sid}/messages/{mid}": {
             "role": "user",
@@ -112,7 +115,9 @@ def raw_send(emu: ThreadedEmulator, app: AppContext, sid: str, name: str, text: 
             "text": text,
             "at": SERVER_TIMESTAMP,
         },
+        f"sessions/{sid}/slots/{uid}/{slot}": mid,
         f"work/{mid}": {"sid": sid, "uid": uid, "at": SERVER_TIMESTAMP},
+        f"sessions/{sid}/meta/lastMessage": mid,
         f"sessions/{sid}/meta/lastActivity": SERVER_TIMESTAMP,
     }
     response = db.patch("", body)
