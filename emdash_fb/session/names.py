@@ -13,8 +13,10 @@ Unicode NFKC (full-width, ligatures, mathematical letters become plain
 letters) and collapsing runs of whitespace. What they can, both do: refuse
 control and format characters (Unicode Cc and Cf), other spaces and
 separators, invisible fillers and full-width forms; refuse leading, trailing
-and doubled spaces; refuse the reserved names. (``# $ [ ] / .``, which a
-database key can't hold, are allowed in names and folded in the key.)
+and doubled spaces; refuse the reserved names. (``$ [ ] / .``, which a
+database key can't hold, are allowed in names and folded in the key; ``:``
+and ``#`` are refused, so a name can't read as a speaker or carry a fake uid
+tag.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ CONFUSABLES: tuple[tuple[str, str], ...] = (
     # characters a database key can't hold, as ones that look alike
     ("[", "("),
     ("]", ")"),
-    ("#", "%"),
     ("$", "s"),
     ("/", "|"),
     # Cyrillic
@@ -115,7 +116,8 @@ RESERVED: tuple[str, ...] = (
 #: (Cf: soft hyphen, bidi controls, zero-width characters, BOM ...), spaces
 #: other than U+0020, line and paragraph separators, invisible fillers,
 #: full-width and half-width forms (NFKC turns them into plain letters, so
-#: only a hand-made write has them).
+#: only a hand-made write has them), ``:`` (a name must not read as
+#: ``bob: ...``) and ``#`` (nor carry a fake uid tag, ``alice #3f2a``).
 FORBIDDEN_CLASS = (
     "\u0000-\u001f\u007f-\u00a0\u00ad"
     "\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
@@ -123,6 +125,7 @@ FORBIDDEN_CLASS = (
     "\u2000-\u200f\u2028-\u202f\u205f-\u206f"
     "\u2800\u3000\u3164"
     "\ufeff\uff00-\uffef\ufff9-\ufffb"
+    ":#"
 )
 _FORBIDDEN = re.compile(f"[{FORBIDDEN_CLASS}]")
 _WHITESPACE = re.compile(r"\s+")
