@@ -142,6 +142,28 @@ def joins_now(depth: int) -> str:
     return f"!{MEMBER} && {N(depth, 'members/{auth.uid}')}.exists()"
 
 
+#: The running turn of $mid has no live runner: the lock is gone, names another
+#: message, or its lease ran out (by the server's clock).
+STALLED = (
+    f"(!{S('lock')}.exists() || {SV('lock/mid')} !== $mid || {SV('lock/leaseUntil')} <= now)"
+)
+AUTHOR_OR_OWNER = f"({SV('messages/{$mid}/uid')} === auth.uid || {OWNER})"
+
+
+def stalled_cancel(depth: int) -> str:
+    """A member ends the stalled running turn of $mid as cancelled in this write (its author
+    or the OWNER, still a MEMBER, OPEN); the other paths of the write are checked there."""
+    return all_of(
+        SIGNED_IN,
+        MEMBER,
+        OPEN,
+        AUTHOR_OR_OWNER,
+        f"{SV('turns/{$mid}/state')} === 'running'",
+        STALLED,
+        f"{NV(depth, 'turns/{$mid}/state')} === 'cancelled'",
+    )
+
+
 def fold(expr: str) -> str:
     """The look-alike key of the name ``expr``: exactly ``names.name_key``."""
     out = f"{expr}.toLowerCase()"
@@ -169,6 +191,7 @@ LAST_KICKED = "kicked/{newData.parent().child('lastKicked').val()}"
 ITEM_AUTHOR_NAME = "members/{newData.parent().child('uid').val()}/name"
 WORK_NEW_ITEM = "sessions/{newData.child('sid').val()}/queue/{$mid}"
 WORK_OLD_ITEM = "sessions/{data.child('sid').val()}/queue/{$mid}"
+WORK_OLD_TURN = "sessions/{data.child('sid').val()}/turns/{$mid}"
 
 
 def allowed_owner() -> str:
@@ -689,6 +712,14 @@ def queue_rules() -> dict[str, Any]:
         OPEN,
         f"!{N(d, old_slot)}.exists()",
     )
+    stalled = all_of(
+        "data.exists()",
+        "!newData.exists()",
+        "data.child('state').val() === 'running'",
+        stalled_cancel(d),
+        f"!{N(d, old_slot)}.exists()",
+        f"!{NR(d, 'work/{$mid}')}.exists()",
+    )
     return {
         ".indexOn": ["createdAt"],
         "$mid": {
@@ -701,9 +732,11 @@ send:   a SENDER, OPEN, creates the item (fresh push id, never used for a
 cancel: its author or the OWNER, still a MEMBER, OPEN, deletes it while
         state is 'queued', in the same write that sets messages/<mid>/state
         'cancelled', deletes work/<mid> and frees its slot;
-finish: the RUNNER holding the lock for it deletes it and frees its slot, OPEN.
+finish: the RUNNER holding the lock for it deletes it and frees its slot, OPEN;
+stalled cancel: its author or the OWNER deletes it while 'running' when no
+        runner holds the lease (see turns/<mid>/state).
 """,
-                f"{SIGNED_IN} && " + any_of(send, cancel, finish),
+                f"{SIGNED_IN} && " + any_of(send, cancel, finish, stalled),
             ),
             ".validate": "newData.hasChildren(['uid', 'name', 'text', 'createdAt', 'state', 'slot'])",
             "uid": {".validate": "newData.isString()"},
@@ -830,9 +863,10 @@ role 'user' lives at a push-id key, never with replyTo, and has text; role
                 ".write": C(
                     """
 Cancel queued: its author or the OWNER, still a MEMBER, OPEN, while
-queue/<mid>/state is 'queued', deleting queue/<mid> in the same write.
+queue/<mid>/state is 'queued', deleting queue/<mid> in the same write; or a
+stalled cancel (see turns/<mid>/state).
 """,
-                    all_of(
+                    "(" + all_of(
                         SIGNED_IN,
                         "!data.exists()",
                         "newData.val() === 'cancelled'",
@@ -841,7 +875,15 @@ queue/<mid>/state is 'queued', deleting queue/<mid> in the same write.
                         f"({SV('queue/{$mid}/uid')} === auth.uid || {OWNER})",
                         OPEN,
                         f"!{N(3, 'queue/{$mid}')}.exists()",
-                    ),
+                    )
+                    + ") || ("
+                    + all_of(
+                        "!data.exists()",
+                        "newData.val() === 'cancelled'",
+                        stalled_cancel(3),
+                        f"!{N(3, 'queue/{$mid}')}.exists()",
+                    )
+                    + ")",
                 ),
                 ".validate": "newData.val() === 'cancelled' || (newData.val() === 'failed' && newData.parent().child('role').val() === 'assistant')",
             },
@@ -864,7 +906,18 @@ lost its lease is stopped at its next write.
             ),
             ".validate": "newData.hasChildren(['state', 'runner', 'fence', 'startedAt', 'attempt'])",
             "state": {
-                ".validate": "newData.val() === 'running' || newData.val() === 'done' || newData.val() === 'failed' || newData.val() === 'cancelled' || newData.val() === 'interrupted'"
+                ".write": C(
+                    """
+Cancel a stalled turn: when no runner holds the lease any more, the author or
+the OWNER ends it as cancelled at once, in one write with endedAt,
+cancelRequested, the queue item, its slot, the work entry, the lock and the
+user message's 'cancelled' (each checked where it is written). Whichever
+runner comes next finds nothing to do; a runner that was only cut off is
+refused at its next write.
+""",
+                    f"{stalled_cancel(3)} && !{N(3, 'queue/{$mid}')}.exists() && {NV(3, 'messages/{$mid}/state')} === 'cancelled'",
+                ),
+                ".validate": "newData.val() === 'running' || newData.val() === 'done' || newData.val() === 'failed' || newData.val() === 'cancelled' || newData.val() === 'interrupted'",
             },
             "runner": {".validate": "newData.val() === auth.uid || newData.val() === data.val()"},
             "fence": {".validate": "newData.isNumber()"},
@@ -872,9 +925,14 @@ lost its lease is stopped at its next write.
                 ".validate": "newData.val() === now || (newData.isNumber() && newData.val() === data.val())"
             },
             "endedAt": {
-                ".validate": "newData.val() === now || (newData.isNumber() && newData.val() === data.val())"
+                ".write": C("With a stalled cancel (see state).", stalled_cancel(3)),
+                ".validate": "newData.val() === now || (newData.isNumber() && newData.val() === data.val())",
             },
             "attempt": {".validate": "newData.isNumber()"},
+            "crashes": C(
+                "How many runners died mid-turn on this message (a shutdown's hand-back is not one).",
+                {".validate": "newData.isNumber() && newData.val() >= 0"},
+            ),
             "error": {".validate": "newData.isString()"},
             "chunks": {"$seq": {".validate": "$seq.matches(/^c[0-9]{6,}$/) && newData.isString()"}},
             "tools": C(
@@ -903,10 +961,27 @@ lost its lease is stopped at its next write.
     }
 
 
+LOCK_MID = "{data.child('mid').val()}"
 LOCK = C(
-    "Claims: only a RUNNER (ETag transaction), OPEN, and only a free lock, its own, or one whose lease has run out.",
+    """
+Claims: only a RUNNER (ETag transaction), OPEN, and only a free lock, its own,
+or one whose lease has run out. A stalled cancel (see turns/<mid>/state)
+deletes a lapsed lock in the write that cancels its turn.
+""",
     {
-        ".write": f"{SIGNED_IN} && {RUNNER} && (!data.exists() || data.child('runner').val() === auth.uid || data.child('leaseUntil').val() <= now) && {OPEN}",
+        ".write": f"{SIGNED_IN} && "
+        + any_of(
+            f"{RUNNER} && (!data.exists() || data.child('runner').val() === auth.uid || data.child('leaseUntil').val() <= now) && {OPEN}",
+            all_of(
+                "data.exists()",
+                "!newData.exists()",
+                "data.child('leaseUntil').val() <= now",
+                MEMBER,
+                OPEN,
+                f"({SV('messages/' + LOCK_MID + '/uid')} === auth.uid || {OWNER})",
+                f"{NV(1, 'turns/' + LOCK_MID + '/state')} === 'cancelled'",
+            ),
+        ),
         ".validate": "newData.hasChildren(['mid', 'runner', 'fence', 'leaseUntil'])",
         "mid": {".validate": "newData.isString()"},
         "runner": {".validate": "newData.val() === auth.uid"},
@@ -950,8 +1025,8 @@ WORK = C(
 RUNNER: anything (a runner may drop the entry of a session that was closed
 mid-turn). Send: created with the caller's own uid, in the same write that
 creates sessions/<sid>/queue/<mid> (whose own rule checks the sender).
-Cancel: deleted in the same write that deletes that queued item (whose own
-rule checks who may).
+Cancel: deleted in the same write that deletes that queued item, or that
+cancels its stalled turn (whose own rules check who may).
 """,
                 f"{SIGNED_IN} && "
                 + any_of(
@@ -961,6 +1036,10 @@ rule checks who may).
                     + f"{R(WORK_NEW_ITEM + '/uid', 'newData.parent().parent()')}.val() === auth.uid",
                     "data.exists() && !newData.exists() && "
                     + f"{R(WORK_OLD_ITEM + '/state')}.val() === 'queued' && "
+                    + f"!{R(WORK_OLD_ITEM, 'newData.parent().parent()')}.exists()",
+                    "data.exists() && !newData.exists() && "
+                    + f"{R(WORK_OLD_ITEM + '/state')}.val() === 'running' && "
+                    + f"{R(WORK_OLD_TURN + '/state', 'newData.parent().parent()')}.val() === 'cancelled' && "
                     + f"!{R(WORK_OLD_ITEM, 'newData.parent().parent()')}.exists()",
                 ),
             ),

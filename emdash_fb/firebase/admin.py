@@ -14,12 +14,11 @@ the owners' allowlist that no client may write.
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
-import socket
 import threading
+import time
 import uuid
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ import firebase_admin
 from firebase_admin import credentials, db, exceptions
 
 from .errors import ConfigError, NetworkError, PermissionDenied, RequestError
+from .listener import Grant
 
 RUNNER_CLAIM = "runner"
 
@@ -61,6 +61,9 @@ class AdminDatabase:
         emulator = env.get("FIREBASE_DATABASE_EMULATOR_HOST")
         if emulator and url.startswith("http://"):
             url = default_database_url(project_id)
+        self.database_url = url
+        self.emulator_host = emulator or None
+        self.auth_override = auth
         if emulator:
             os.environ["FIREBASE_DATABASE_EMULATOR_HOST"] = emulator  # firebase-admin reads it here
             cred: Any = _NoCredential()
@@ -111,10 +114,51 @@ class AdminDatabase:
         """Conditional PUT (``if-match``): (ok, current value, current etag)."""
         return _call(lambda: self.ref(path).set_if_unchanged(etag, value))
 
-    def listen(self, path: str, callback: Callable[[str, str, Any], None]) -> Listening:
-        """firebase-admin's listener thread; ``callback(event_type, path, data)``."""
-        reg = _call(lambda: self.ref(path).listen(lambda e: callback(e.event_type, e.path, e.data)))
-        return Listening(reg)
+
+class AdminStreamCredentials:
+    """What a listener needs to stream as this client (see ``listener.StreamCredentials``).
+
+    On an emulator: the owner credential, the namespace and the auth override.
+    On a real project: an OAuth2 access token from the service account (refreshed
+    before it expires) and the auth override, as the REST API documents.
+    """
+
+    def __init__(self, db: AdminDatabase) -> None:
+        self.db = db
+        self._lock = threading.Lock()
+
+    @property
+    def base_url(self) -> str:
+        if self.db.emulator_host:
+            return f"http://{self.db.emulator_host}"
+        return self.db.database_url
+
+    def _params(self) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if self.db.auth_override is not None:
+            params["auth_variable_override"] = json.dumps(
+                self.db.auth_override, separators=(",", ":")
+            )
+        if self.db.emulator_host:
+            host = self.db.database_url.split("//", 1)[-1]
+            params["ns"] = host.split(".", 1)[0]
+        return params
+
+    def current(self, *, min_valid: float | None = None) -> Grant:
+        if self.db.emulator_host:
+            return Grant("owner", float("inf"), self._params(), {"Authorization": "Bearer owner"})
+        with self._lock:
+            try:
+                token = self.db.app.credential.get_access_token()
+            except Exception as exc:  # google-auth raises its own transport errors
+                raise NetworkError(f"can't get an access token: {type(exc).__name__}") from None
+        expiry = token.expiry.timestamp() if token.expiry is not None else time.time() + 3600
+        return Grant(
+            token.access_token, expiry, {**self._params(), "access_token": token.access_token}
+        )
+
+    def refresh(self, replacing: str | None = None) -> Grant:
+        return self.current()
 
 
 class RunnerDatabase(AdminDatabase):
@@ -140,53 +184,6 @@ class RunnerDatabase(AdminDatabase):
             name=f"runner-{runner_id}",
         )
 
-
-class Listening:
-    def __init__(self, registration: Any) -> None:
-        self._reg = registration
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._reg is not None:
-                thread = getattr(self._reg, "_thread", None)
-                if thread is not None:
-                    _closed_listener_threads.add(thread)
-                _shutdown_stream_socket(self._reg)
-                with contextlib.suppress(Exception):
-                    self._reg.close()
-                self._reg = None
-
-
-# firebase-admin's ListenerRegistration.close() pulls the response out from
-# under its reader thread, which then dies with an AttributeError traceback on
-# stderr. That death is expected once we closed it; keep it out of the log.
-_closed_listener_threads: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
-_previous_excepthook = threading.excepthook
-
-
-def _quiet_closed_listeners(args: threading.ExceptHookArgs) -> None:
-    if args.thread is not None and args.thread in _closed_listener_threads:
-        return
-    _previous_excepthook(args)
-
-
-threading.excepthook = _quiet_closed_listeners
-
-
-def _shutdown_stream_socket(registration: Any) -> None:
-    """Unblock firebase-admin's reader thread before its close() joins it.
-
-    Closing the response from another thread waits for the reader's blocked
-    read, i.e. until the next keep-alive (30 s on Firebase); shutting the
-    socket down first ends that read at once.
-    """
-    resp = getattr(getattr(registration, "_sse", None), "resp", None)
-    conn = getattr(getattr(resp, "raw", None), "_connection", None)
-    sock = getattr(conn, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
 
 
 class _NoCredential(credentials.Base):

@@ -1,7 +1,9 @@
 """Following one database path live: one stream, a local mirror tree, updates.
 
-A :class:`Listener` opens an RTDB event stream at its path as the signed-in
-user, keeps a mirror of the data there (normal form, see ``tree.py``) and
+A :class:`Listener` opens an RTDB event stream at its path, as the signed-in
+user (an :class:`~.identity.Auth`) or as anything else that can present
+:class:`StreamCredentials` (a runner: ``admin.RunnerStreamCredentials``),
+keeps a mirror of the data there (normal form, see ``tree.py``) and
 calls ``on_update`` with an :class:`Update` for every change. Consumers derive
 their events by diffing ``Update.old`` against ``Update.new``; both are
 plain-JSON trees that share every unchanged branch (copy-on-write), so holding
@@ -15,8 +17,12 @@ Connections come and go; the mirror does not miss or repeat anything:
   diff. (The very first one has ``old=None``.)
 - Any loss of the stream (network error, the server ending it, no bytes for
   2.5 keep-alive intervals, a 5xx) reconnects with capped, jittered
-  exponential backoff; the backoff resets after a connection has been live
-  for ``stable_after`` seconds.
+  exponential backoff (0.25 s doubling to 2 s by default, so a view is back
+  within about 2 s of the network); the backoff returns to its floor as soon
+  as a connection delivers its first event. The keep-alive interval is
+  learned from the stream itself (the gap before each keep-alive), so a
+  stalled connection is noticed after 2.5 of the server's real intervals,
+  not a fixed guess.
 - ``auth_revoked`` (the ID token expired or was revoked) reconnects at once
   with a newly issued token. To avoid even that, a fresh token is fetched
   ``token_margin`` seconds before the current one expires (while the old
@@ -38,9 +44,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from .credentials import Identity
 from .errors import FirebaseError, NetworkError, PermissionDenied
@@ -51,8 +57,10 @@ from .tree import normalize, set_at, split_path, url_path
 
 T = TypeVar("T")
 
-KEEP_ALIVE_SECONDS = 30.0  # how often RTDB sends keep-alive events
+KEEP_ALIVE_SECONDS = 30.0  # how often RTDB sends keep-alive events (until the stream says)
 SILENCE_FACTOR = 2.5  # a stream silent for this many keep-alive intervals is dead
+MIN_SILENCE_SECONDS = 1.0  # ... but never less than this
+CONNECT_SECONDS = 10.0  # a connection attempt that takes longer is given up
 REFRESH_RETRY_SECONDS = 15.0  # retry a failed early refresh this often, keeping the old stream
 
 
@@ -61,6 +69,46 @@ class Update:
     old: Any  # the mirror before (plain JSON, treat as immutable)
     new: Any  # the mirror after
     resync: bool  # True when this update is a full re-sync after (re)connect
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one stream connection presents: query parameters and headers, valid until
+    ``expires_at`` (epoch seconds). ``token`` tells two grants apart (a refreshed one)."""
+
+    token: str
+    expires_at: float
+    params: Mapping[str, str]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class StreamCredentials(Protocol):
+    """Where a listener's credentials come from (blocking calls; run in a thread)."""
+
+    def current(self, *, min_valid: float | None = None) -> Grant:
+        """A grant valid for ``min_valid`` more seconds (a default margin if ``None``)."""
+        ...
+
+    def refresh(self, replacing: str | None = None) -> Grant:
+        """A newly issued grant, e.g. after the server refused or revoked ``replacing``."""
+        ...
+
+
+class UserCredentials:
+    """A signed-in user's ID token, as ``?auth=`` (what clients and REST use)."""
+
+    def __init__(self, auth: Auth) -> None:
+        self.auth = auth
+
+    @staticmethod
+    def _grant(ident: Identity) -> Grant:
+        return Grant(ident.id_token, ident.expires_at, {"auth": ident.id_token})
+
+    def current(self, *, min_valid: float | None = None) -> Grant:
+        return self._grant(self.auth.current(min_valid=min_valid))
+
+    def refresh(self, replacing: str | None = None) -> Grant:
+        return self._grant(self.auth.refresh(replacing))
 
 
 class _Cancelled(Exception):
@@ -76,29 +124,34 @@ class Listener:
 
     def __init__(
         self,
-        target: Target,
-        auth: Auth,
+        target: Target | str,
+        auth: Auth | StreamCredentials,
         path: str,
         on_update: Callable[[Update], None],
         on_status: Callable[[str], None] | None = None,
         *,
         keep_alive: float = KEEP_ALIVE_SECONDS,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_initial: float = 0.25,
+        backoff_max: float = 2.0,
         token_margin: float = 120.0,
-        stable_after: float = 30.0,
+        params: Mapping[str, str] | None = None,
     ) -> None:
-        self.target = target
-        self.auth = auth
+        """``target``: a Target, or the database's base URL; ``params``: query parameters
+        for the stream besides the credentials' (a query, ``ns``)."""
+        base = target if isinstance(target, str) else target.database_url
+        self.credentials: StreamCredentials = (
+            UserCredentials(auth) if isinstance(auth, Auth) else auth
+        )
         self.path = "/".join(split_path(path))
         self.on_update = on_update
         self.on_status = on_status
-        self.idle_timeout = keep_alive * SILENCE_FACTOR
+        self.keep_alive = keep_alive  # until learned from the stream (keep-alive to keep-alive)
+        self._learned_keep_alive: float | None = None
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.token_margin = token_margin
-        self.stable_after = stable_after
-        self._url = f"{target.database_url}/{url_path(path)}.json"
+        self.extra_params = dict(params or {})
+        self._url = f"{base}/{url_path(path)}.json"
         self._mirror: Any = None
         self._status: str | None = None
         self._live_at: float | None = None
@@ -149,22 +202,32 @@ class Listener:
 
     # -- the reconnect loop ------------------------------------------------------------
 
+    def _learn_keep_alive(self, gap: float) -> None:
+        learned = self._learned_keep_alive
+        self._learned_keep_alive = gap if learned is None else max(learned, gap)
+        self.keep_alive = min(KEEP_ALIVE_SECONDS, max(0.05, self._learned_keep_alive))
+
+    @property
+    def silence_limit(self) -> float:
+        """How long a live stream may be silent before it counts as dead."""
+        return max(MIN_SILENCE_SECONDS, self.keep_alive * SILENCE_FACTOR)
+
     async def _follow(self) -> str:
         assert self._stop_event is not None
         self._report("connecting")
         failures = 0
-        ident: Identity | None = None
+        grant: Grant | None = None
         replacing: str | None = None  # a token the server refused: get a newer one
         denied_retry = False
         while not self._stop_event.is_set():
             revoked = False
             try:
-                if ident is None:
-                    ident = await self._until_stopped(self._identity(replacing))
-                    if ident is None:
+                if grant is None:
+                    grant = await self._until_stopped(self._grant(replacing))
+                    if grant is None:
                         return "stopped"
                     replacing = None
-                outcome, swapped = await self._connection(ident)
+                outcome, swapped = await self._connection(grant)
             except _Cancelled:
                 return "cancelled"
             except PermissionDenied:
@@ -173,26 +236,25 @@ class Listener:
                 if denied_retry:
                     return "cancelled"
                 denied_retry = True
-                replacing = ident.id_token if ident is not None else None
-                ident = None
+                replacing = grant.token if grant is not None else None
+                grant = None
                 continue
             except _Revoked:
                 revoked = True
-                replacing = ident.id_token if ident is not None else None
-                ident = None
+                replacing = grant.token if grant is not None else None
+                grant = None
             except NetworkError:
-                ident = None
+                grant = None
             else:
                 if outcome == "stopped":
                     return "stopped"
                 if outcome == "swap":
-                    ident = swapped  # the status stays "live"
+                    grant = swapped  # the status stays "live"
                     continue
-                ident = None  # the server ended the stream
+                grant = None  # the server ended the stream
             if self._live_at is not None:  # the connection that just ended had gone live
                 denied_retry = False
-                if time.monotonic() - self._live_at >= self.stable_after:
-                    failures = 0
+                failures = 0  # it delivered: back to the floor
                 self._live_at = None
             self._report("reconnecting")
             delay = 0.0 if revoked and failures == 0 else self._backoff(failures)
@@ -200,14 +262,14 @@ class Listener:
             await self._sleep(delay)
         return "stopped"
 
-    async def _connection(self, ident: Identity) -> tuple[str, Identity | None]:
-        """Run one stream until it ends, stop is asked, or a fresh token is ready to swap in."""
+    async def _connection(self, grant: Grant) -> tuple[str, Grant | None]:
+        """Run one stream until it ends, stop is asked, or a fresh grant is ready to swap in."""
         assert self._stop_event is not None
         self._live_at = None
-        conn = asyncio.create_task(self._consume(ident.id_token))
+        conn = asyncio.create_task(self._consume(grant))
         stop = asyncio.create_task(self._stop_event.wait())
-        refresh: asyncio.Task[Identity] | None = None
-        deadline = ident.expires_at - self.token_margin
+        refresh: asyncio.Task[Grant] | None = None
+        deadline = grant.expires_at - self.token_margin
         try:
             while True:
                 waiting = {conn, stop} if refresh is None else {conn, stop, refresh}
@@ -222,7 +284,9 @@ class Listener:
                     return "ended", None
                 if refresh is None:  # the deadline: fetch a token while the stream runs
                     refresh = asyncio.create_task(
-                        asyncio.to_thread(self.auth.current, min_valid=self.token_margin + 60.0)
+                        asyncio.to_thread(
+                            self.credentials.current, min_valid=self.token_margin + 60.0
+                        )
                     )
                     continue
                 if refresh in done:
@@ -230,32 +294,52 @@ class Listener:
                         fresh = refresh.result()
                     except FirebaseError:
                         fresh = None
-                    if fresh is not None and fresh.id_token != ident.id_token:
+                    if fresh is not None and fresh.token != grant.token:
                         return "swap", fresh
                     refresh = None  # keep the old stream; try again a bit later
                     deadline = time.time() + REFRESH_RETRY_SECONDS
         finally:
             await _cancel_all(conn, stop, refresh)
 
-    async def _consume(self, token: str) -> None:
+    async def _consume(self, grant: Grant) -> None:
         """Read one stream into the mirror; returns when the server ends it."""
-        stream = open_stream(self._url, {"auth": token}, timeout=self.idle_timeout)
+        stream = open_stream(
+            self._url,
+            {**self.extra_params, **grant.params},
+            timeout=KEEP_ALIVE_SECONDS * SILENCE_FACTOR,  # a safety net; the learned limit rules
+            headers=grant.headers,
+            connect_timeout=CONNECT_SECONDS,
+        )
+        loop = asyncio.get_running_loop()
         synced = False
+        last_keep_alive: float | None = None  # when the previous event was a keep-alive
         try:
-            async for event, data in stream:
-                if event in ("put", "patch"):
-                    if not isinstance(data, dict) or not isinstance(data.get("path"), str):
-                        raise NetworkError(f"the database sent a malformed {event} event")
-                    if synced:
-                        self._apply(event, data["path"], data.get("data"))
+            async with asyncio.timeout(self.silence_limit) as silence:
+                async for event, data in stream:
+                    now = loop.time()
+                    if event == "keep-alive":
+                        if last_keep_alive is not None:
+                            # two in a row, nothing between: exactly the server's interval
+                            self._learn_keep_alive(now - last_keep_alive)
+                        last_keep_alive = now
                     else:
-                        self._resync(data["path"], data.get("data"))
-                        synced = True
-                elif event == "cancel":
-                    raise _Cancelled()
-                elif event == "auth_revoked":
-                    raise _Revoked()
-                # keep-alive (and anything unknown) only proves the line is alive
+                        last_keep_alive = None
+                    silence.reschedule(now + self.silence_limit)
+                    if event in ("put", "patch"):
+                        if not isinstance(data, dict) or not isinstance(data.get("path"), str):
+                            raise NetworkError(f"the database sent a malformed {event} event")
+                        if synced:
+                            self._apply(event, data["path"], data.get("data"))
+                        else:
+                            self._resync(data["path"], data.get("data"))
+                            synced = True
+                    elif event == "cancel":
+                        raise _Cancelled()
+                    elif event == "auth_revoked":
+                        raise _Revoked()
+                    # keep-alive (and anything unknown) only proves the line is alive
+        except TimeoutError:
+            raise NetworkError(f"the stream went silent for {self.silence_limit:.1f}s") from None
         finally:
             await stream.aclose()
 
@@ -283,10 +367,10 @@ class Listener:
 
     # -- helpers -----------------------------------------------------------------------
 
-    async def _identity(self, replacing: str | None) -> Identity:
+    async def _grant(self, replacing: str | None) -> Grant:
         if replacing is not None:
-            return await asyncio.to_thread(self.auth.refresh, replacing)
-        return await asyncio.to_thread(self.auth.current)
+            return await asyncio.to_thread(self.credentials.refresh, replacing)
+        return await asyncio.to_thread(self.credentials.current)
 
     def _backoff(self, failures: int) -> float:
         delay = min(self.backoff_max, self.backoff_initial * (2**failures))

@@ -17,7 +17,7 @@ text reason. Lines end in ``\\n`` (a trailing ``\\r`` is dropped).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 import aiohttp
@@ -36,24 +36,33 @@ class ByteChunks(Protocol):
 
 
 async def open_stream(
-    url: str, params: dict[str, str], *, timeout: float
+    url: str,
+    params: Mapping[str, str],
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    connect_timeout: float | None = None,
 ) -> AsyncIterator[tuple[str, Any]]:
     """Stream ``url`` and yield ``(event, data)`` until the server ends the stream.
 
-    ``timeout`` bounds connecting and any silence on the socket (no bytes at
-    all, keep-alives included): past it, :class:`NetworkError`. A refusal at
-    open raises :class:`PermissionDenied` (401), :class:`RequestError` (other
-    4xx) or :class:`NetworkError` (5xx, unreachable). Close it with ``aclose()``
-    (or let ``async for`` finish) to drop the connection.
+    ``timeout`` bounds any silence on the socket (no bytes at all, keep-alives
+    included) and, unless ``connect_timeout`` is given, connecting: past it,
+    :class:`NetworkError`. A refusal at open raises :class:`PermissionDenied`
+    (401), :class:`RequestError` (other 4xx) or :class:`NetworkError` (5xx,
+    unreachable). Close it with ``aclose()`` (or let ``async for`` finish) to
+    drop the connection.
     """
+    connect = connect_timeout if connect_timeout is not None else timeout
     client_timeout = aiohttp.ClientTimeout(
-        total=None, connect=timeout, sock_connect=timeout, sock_read=timeout
+        total=None, connect=connect, sock_connect=connect, sock_read=timeout
     )
     where = url.split("?", 1)[0]
     try:
         async with (
             aiohttp.ClientSession(timeout=client_timeout, auto_decompress=True) as session,
-            session.get(url, params=params, headers=HEADERS) as response,
+            session.get(
+                url, params=dict(params), headers={**HEADERS, **(headers or {})}
+            ) as response,
         ):
             await _check_response(response, where)
             async for event, data in read_events(response.content):

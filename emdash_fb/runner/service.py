@@ -22,9 +22,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..firebase.admin import RunnerDatabase
+from ..firebase.admin import AdminStreamCredentials, RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError, PermissionDenied
+from ..firebase.listener import Listener, Update
 from ..session import allowlist, paths
 from ..session.allowlist import ServeSpec
 from ..session.text import for_log
@@ -69,6 +70,13 @@ class Runner:
         self._owners: dict[str, tuple[str, str]] = {}  # sid -> (owner, ownerEmail): fixed at share
         self._refused_logged: dict[str, float] = {}
         self._served_at: dict[str, float] = {}  # sid -> when a turn last started there
+        self._work_status = "connecting"
+        creds = AdminStreamCredentials(db)
+        # Our supervised listener (it reconnects with backoff for ever, whatever fails),
+        # not firebase-admin's thread, which dies on a failed reconnect.
+        self.work = Listener(
+            creds.base_url, creds, "work", self._on_work_update, self._on_work_status
+        )
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -81,7 +89,7 @@ class Runner:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._heartbeat())
-        watch = await self.call(self.db.listen, "work", self._on_work_event)
+        watch = asyncio.create_task(self.work.run())
         log.info(
             "runner %s ready (agent %s, concurrency %d, serving %s)",
             self.db.uid,
@@ -102,7 +110,9 @@ class Runner:
                 except FirebaseError as exc:
                     log.warning("claiming failed: %s (will retry)", for_log(exc))
         finally:
-            watch.close()
+            self.work.stop()
+            with contextlib.suppress(Exception):
+                await watch
             await self._drain()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -111,12 +121,23 @@ class Runner:
                 await self.call(self.db.delete, paths.runner(self.db.uid))
             self.executor.shutdown(wait=False, cancel_futures=True)
 
-    def _on_work_event(self, _event: str, _path: str, _data: Any) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._wake.set)
+    def _on_work_update(self, _update: Update) -> None:
+        self._wake.set()
+
+    def _on_work_status(self, status: str) -> None:
+        before, self._work_status = self._work_status, status
+        if status == "reconnecting" and before == "live":
+            log.warning("lost the work stream; reconnecting (claims go on by polling)")
+        elif status == "live" and before == "reconnecting":
+            log.info("the work stream is back")
+        elif status == "cancelled":
+            log.warning("the database refused the work stream: is this a runner credential?")
 
     async def _claim_available(self) -> None:
-        work = await self.call(self.db.get, "work") or {}
+        if self._work_status == "live":
+            work = self.work.mirror or {}  # what the stream shows: no read per pass
+        else:
+            work = await self.call(self.db.get, "work") or {}
         by_session: dict[str, float] = {}
         for entry in work.values():
             if isinstance(entry, dict) and isinstance(entry.get("sid"), str):

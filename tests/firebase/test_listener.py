@@ -217,6 +217,25 @@ def quiet_emulator() -> Iterator[ThreadedEmulator]:
         yield emu
 
 
+def test_the_keep_alive_interval_is_learned_from_the_stream(
+    target: Target, auth: Auth, base: str
+) -> None:
+    """Assumed 30 s until two keep-alives in a row show the server's real interval (1 s
+    here): then a stall is noticed after 2.5 s, not 75 s."""
+
+    async def main() -> Listener:
+        rec = Recorder()
+        listener, task = start(target, auth, base, rec, keep_alive=30.0)
+        assert listener.silence_limit == 75.0
+        await until(lambda: listener.silence_limit < 10, timeout=8)
+        await finish(listener, task)
+        return listener
+
+    listener = asyncio.run(main())
+    assert 0.8 <= listener.keep_alive <= 1.6
+    assert listener.silence_limit == pytest.approx(2.5 * listener.keep_alive)
+
+
 def test_silence_beyond_the_keep_alive_reconnects(
     quiet_emulator: ThreadedEmulator, tmp_path: Any
 ) -> None:
@@ -402,17 +421,27 @@ def test_failed_connections_back_off_exponentially(
     assert 3 <= len(stub.seen) <= 7
 
 
-def test_backoff_resets_only_after_a_stable_connection(
+def test_backoff_returns_to_its_floor_when_a_connection_delivers(
     target: Target, auth: Auth, stub: StubServer
 ) -> None:
+    """A connection that delivered its first event resets the backoff: a view comes back as
+    soon as the network does, not after a long, grown wait."""
     flapping = Step(stream=b'event: put\ndata: {"path":"/","data":1}\n\n')  # live, then gone
     stub.script = [flapping]
-    rec = attempts_in(target, auth, stub, 1.5, backoff_initial=0.05, stable_after=30.0)
-    assert 3 <= len(stub.seen) <= 7
+    rec = attempts_in(target, auth, stub, 1.5, backoff_initial=0.05)
     assert rec.statuses[:4] == ["connecting", "live", "reconnecting", "live"]
+    assert len(stub.seen) >= 12  # 0.05 s (x 0.5..1) every time, never doubling
     stub.seen.clear()
-    attempts_in(target, auth, stub, 1.5, backoff_initial=0.05, stable_after=0.0)
-    assert len(stub.seen) >= 12  # each live connection counts as stable: 0.05 s every time
+    stub.script = [Step(503, {"error": "busy"})]  # never delivers: it keeps doubling
+    attempts_in(target, auth, stub, 1.5, backoff_initial=0.05)
+    assert len(stub.seen) <= 7
+
+
+def test_the_default_backoff_is_capped_near_two_seconds(
+    target: Target, auth: Auth, stub: StubServer
+) -> None:
+    listener = Listener(target, auth, "x", lambda u: None)
+    assert max(listener._backoff(n) for n in range(20) for _ in range(20)) <= 2.0
 
 
 def test_backoff_grows_while_no_token_can_be_had_after_a_live_period(
@@ -426,7 +455,7 @@ def test_backoff_grows_while_no_token_can_be_had_after_a_live_period(
 
     async def main() -> Recorder:
         rec = Recorder()
-        listener, task = start(target, auth, base, rec, backoff_initial=0.05, stable_after=0.0)
+        listener, task = start(target, auth, base, rec, backoff_initial=0.05)
         await until(lambda: rec.statuses[-1:] == ["live"])
         monkeypatch.setattr(auth, "current", sign_in_down)
         monkeypatch.setattr(auth, "refresh", sign_in_down)

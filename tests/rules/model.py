@@ -243,6 +243,20 @@ def cancel_running(uid: str) -> dict[str, Any]:
     return {"by": uid, "at": TS}
 
 
+def cancel_stalled(sid: str, mid: str, by: str, author: str, slot: str = "s0") -> dict[str, Any]:
+    """``by`` ends the running turn of ``author``'s message ``mid`` whose runner's lease ran out."""
+    return {
+        f"sessions/{sid}/turns/{mid}/state": "cancelled",
+        f"sessions/{sid}/turns/{mid}/endedAt": TS,
+        f"sessions/{sid}/turns/{mid}/cancelRequested": {"by": by, "at": TS},
+        f"sessions/{sid}/queue/{mid}": None,
+        f"sessions/{sid}/slots/{author}/{slot}": None,
+        f"sessions/{sid}/messages/{mid}/state": "cancelled",
+        f"sessions/{sid}/lock": None,
+        f"work/{mid}": None,
+    }
+
+
 # -- runner --------------------------------------------------------------------
 
 

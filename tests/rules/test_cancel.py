@@ -141,3 +141,96 @@ def test_cancel_running_once(team: Team) -> None:
 def test_cancel_request_does_not_open_the_turn_to_users(team: Team) -> None:
     denied(team.bob.put(team.s.path(f"turns/{team.running}/state"), "cancelled"))
     denied(team.alice.put(team.s.path(f"turns/{team.running}/state"), "cancelled"))
+
+
+# -- cancel a stalled turn (no runner holds the lease) ----------------------------------
+
+
+def lapse_lease(t: Team) -> None:
+    """The runner's lease runs out (it died): the lock still names it and the message."""
+    ok(t.runner.put(t.s.path("lock"), model.lock(t.running, t.runner.uid, lease_ms=-1000)))
+
+
+def stalled_body(t: Team, by: str = "bob") -> dict[str, Any]:
+    return model.cancel_stalled(t.s.sid, t.running, by, "bob", "s0")
+
+
+@pytest.mark.parametrize("who", ["bob", "alice"])  # the author, the owner
+def test_a_stalled_turn_is_cancelled_at_once(team: Team, who: str) -> None:
+    lapse_lease(team)
+    ok(getattr(team, who).update(stalled_body(team, who)))
+    assert team.world.value(team.s.path(f"turns/{team.running}/state")) == "cancelled"
+    assert team.world.value(team.s.path(f"queue/{team.running}")) is None
+    assert team.world.value(team.s.path("lock")) is None
+    assert team.world.value(f"work/{team.running}") is None
+    assert team.world.value(team.s.path(f"messages/{team.running}/state")) == "cancelled"
+    # the runner that only lost touch can't write into the turn any more
+    denied(team.runner.patch(team.s.path(f"turns/{team.running}/chunks"), {"c000009": "late"}))
+    denied(team.runner.update(model.finish_turn(team.s.sid, team.running, team.runner.uid, "x")))
+
+
+def _t(t: Team, rest: str) -> str:
+    return t.s.path(f"turns/{t.running}/{rest}")
+
+
+STALLED_ATTACKS: list[tuple[str, Attack]] = [
+    ("other-editor", lambda t: (t.dave, stalled_body(t, "dave"))),
+    ("viewer", lambda t: (t.carol, stalled_body(t, "carol"))),
+    ("outsider", lambda t: (t.eve, stalled_body(t, "eve"))),
+    ("runner-as-member", lambda t: (t.runner, stalled_body(t, t.runner.uid))),
+    ("done-not-cancelled", lambda t: (t.bob, replace(stalled_body(t), _t(t, "state"), "done"))),
+    (
+        "queue-kept",
+        lambda t: (t.bob, without(stalled_body(t), t.s.path(f"queue/{t.running}"))),
+    ),
+    (
+        "slot-kept",
+        lambda t: (t.bob, without(stalled_body(t), t.s.path("slots/bob/s0"))),
+    ),
+    ("work-kept", lambda t: (t.bob, without(stalled_body(t), f"work/{t.running}"))),
+    (
+        "message-not-marked",
+        lambda t: (t.bob, without(stalled_body(t), t.s.path(f"messages/{t.running}/state"))),
+    ),
+    ("ended-client-clock", lambda t: (t.bob, replace(stalled_body(t), _t(t, "endedAt"), 1))),
+    (
+        "chunks-rewritten",
+        lambda t: (t.bob, replace(stalled_body(t), _t(t, "chunks/c000000"), "my words")),
+    ),
+    ("error-written", lambda t: (t.bob, replace(stalled_body(t), _t(t, "error"), "lies"))),
+    (
+        "reply-forged",
+        lambda t: (
+            t.bob,
+            replace(
+                stalled_body(t),
+                t.s.path(f"messages/{t.running}~a"),
+                {
+                    "role": "assistant",
+                    "uid": "bob",
+                    "name": "agent",
+                    "at": TS,
+                    "replyTo": t.running,
+                },
+            ),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "attack", [a for _, a in STALLED_ATTACKS], ids=[n for n, _ in STALLED_ATTACKS]
+)
+def test_stalled_cancel_attack_refused_then_author_allowed(team: Team, attack: Attack) -> None:
+    lapse_lease(team)
+    who, body = attack(team)
+    denied(who.update(body))
+    ok(team.bob.update(stalled_body(team)))
+
+
+def test_a_live_turn_cannot_be_ended_by_members(team: Team) -> None:
+    """While a runner holds the lease, cancel is a request the runner honours."""
+    denied(team.bob.update(stalled_body(team)))
+    denied(team.alice.update(stalled_body(team, "alice")))
+    assert team.world.value(team.s.path(f"turns/{team.running}/state")) == "running"
+    ok(team.bob.put(cr_path(team), model.cancel_running("bob")))
