@@ -21,6 +21,7 @@ from ..session.events import (
     ReplyDelta,
     Synced,
     TurnEnded,
+    TurnStarted,
     YouWereKicked,
 )
 from ..session.records import Message
@@ -243,27 +244,59 @@ def send(
 async def _wait_for_reply(
     app: AppContext, sid: str, mid: str, timeout: float, *, stream: bool
 ) -> dict[str, Any]:
+    """Follow ``mid`` to its final state, through interruptions and retries.
+
+    With ``stream`` the reply is printed as it arrives; if the agent is
+    interrupted and answers again, that is said and the new attempt printed
+    from its start, and if what was printed differs from the final text in any
+    way, the final text is printed once more, whole. The result's ``text`` is
+    always exactly the final reply.
+    """
     from ..session.view import SessionView  # aiohttp: only when following a session
 
     done = asyncio.Event()
-    printer = ReplyPrinter(terminal_width())
+    width = terminal_width()
+    printer = ReplyPrinter(width)
+    printed: list[str] = []  # what this attempt's stream showed so far
     reply: dict[str, Any] = {"state": "timeout", "text": "", "id": None, "error": None}
 
+    def restart() -> None:
+        nonlocal printer
+        if stream and printer.started:
+            sys.stdout.write("\n(the agent was interrupted and is answering again)\n")
+        printer = ReplyPrinter(width)
+        printed.clear()
+
+    def finish(text: str) -> None:
+        reply["text"] = text
+        if stream:
+            if "".join(printed) != text:
+                if printer.started:
+                    sys.stdout.write("\n(the final reply, whole:)\n")
+                ReplyPrinter(width).write(text)
+            sys.stdout.write("\n")
+        done.set()
+
     def on_event(ev: Event) -> None:
-        if isinstance(ev, ReplyDelta) and ev.mid == mid and stream:
-            printer.write(ev.text)
+        if done.is_set():
+            return
+        if isinstance(ev, TurnStarted) and ev.turn.mid == mid:
+            restart()
+        elif isinstance(ev, ReplyDelta) and ev.mid == mid:
+            printed.append(ev.text)
+            if stream:
+                printer.write(ev.text)
         elif isinstance(ev, TurnEnded) and ev.turn.mid == mid:
+            if ev.turn.state == "interrupted":
+                return  # a retry follows: keep waiting
             reply["state"] = ev.turn.state
             reply["error"] = ev.turn.error or None
             if ev.turn.state != "done":
-                reply["text"] = reply["text"] or ev.turn.text
-                done.set()
+                finish(ev.turn.text)
         elif isinstance(ev, MessagePosted) and ev.message.reply_to == mid:
             reply["id"] = ev.message.id
-            reply["text"] = ev.message.text
-            if stream:
-                sys.stdout.write("\n")
-            done.set()
+            reply["state"] = ev.message.state or "done"
+            finish(ev.message.text)
         elif isinstance(ev, YouWereKicked):
             reply["state"] = "kicked"
             done.set()
@@ -271,11 +304,8 @@ async def _wait_for_reply(
             # The reply may have landed before the view started: it is in the first snapshot.
             existing = next((m for m in ev.state.messages if m.reply_to == mid), None)
             if existing is not None:
-                reply.update(id=existing.id, text=existing.text, state="done")
-                if stream:
-                    printer.write(existing.text)
-                    sys.stdout.write("\n")
-                done.set()
+                reply.update(id=existing.id, state=existing.state or "done")
+                finish(existing.text)
 
     view = SessionView(app.target, app.auth, app.sessions, sid, on_event)
     task = asyncio.create_task(view.run())

@@ -57,8 +57,6 @@ COMMANDS: dict[str, str] = {
 }
 TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
 HEARTBEAT_EVERY = 15.0
-RUNNERS_POLL_EVERY = 10.0
-RUNNER_FRESH_MS = 35_000
 DOUBLE_CTRL_C = 2.0
 PREVIEW_LINES = 3
 STREAM_TAIL_CHARS = 4000  # the toolbar cleans only the end of a long reply
@@ -93,7 +91,7 @@ class ChatRepl:
         self.view: Any = None
         self._view_task: asyncio.Task[None] | None = None
         self.connection = "connecting"
-        self.agent_online = False
+        self.agent = ev.AgentStatus("idle")
         self.stream_text = ""
         self.stream_for = ""
         self.my_positions: dict[str, int] = {}
@@ -233,6 +231,8 @@ class ChatRepl:
         elif isinstance(event, ev.TurnStarted):
             self.stream_text, self.stream_for = "", event.asked_by
             self.my_positions.pop(event.turn.mid, None)
+        elif isinstance(event, ev.AgentStatus):
+            self._agent_status(event)
         elif isinstance(event, ev.ReplyDelta):
             self.stream_text += event.text
         elif isinstance(event, ev.ToolStarted):
@@ -293,6 +293,26 @@ class ChatRepl:
             elif event.status == "live" and before == "reconnecting":
                 self.out(render.notice("• reconnected", "green"))
 
+    def _agent_status(self, event: ev.AgentStatus) -> None:
+        before, self.agent = self.agent, event
+        state = self.state
+        if event.state == "stalled" and before.state != "stalled":
+            turn = state.turns.get(event.mid or "") if state is not None else None
+            if turn is not None and turn.cancel_by == self.me:
+                # we asked to cancel it and no runner is left to honour that: end it now
+                task = asyncio.get_running_loop().create_task(self.guarded(self.cancel_mine()))
+                self._bg.append(task)
+            else:
+                self.out(
+                    render.notice(
+                        "• the agent stopped answering (its runner is gone); "
+                        "a new runner will retry, or /cancel it",
+                        "yellow",
+                    )
+                )
+        elif event.state == "offline" and before.state not in ("offline", "stalled"):
+            self.out(render.notice("• agent offline: no runner is serving this project", "yellow"))
+
     def _asker(self, mid: str | None) -> str | None:
         state = self.state
         if state is None or mid is None:
@@ -342,10 +362,8 @@ class ChatRepl:
         return FormattedText(parts)
 
     def agent_state(self) -> str:
-        state = self.state
-        if state is not None and any(t.state == "running" for t in state.turns.values()):
-            return "working"
-        return "idle" if self.agent_online else "offline"
+        """The agent's status as the live view derives it (working / stalled / idle / offline)."""
+        return self.agent.state
 
     def toolbar(self) -> FormattedText:
         rows: list[tuple[str, str]] = []
@@ -451,10 +469,7 @@ class ChatRepl:
                 self.fail(str(exc))
                 if self.join_code or self.resume:
                     return 1
-            self._bg = [
-                asyncio.create_task(self._heartbeat()),
-                asyncio.create_task(self._watch_runners()),
-            ]
+            self._bg = [asyncio.create_task(self._heartbeat())]
             try:
                 while not self.quitting:
                     try:
@@ -480,21 +495,6 @@ class ChatRepl:
             if self.sid is not None:
                 with contextlib.suppress(FirebaseError, SessionError):
                     await self.call(self.app.sessions.heartbeat, self.sid)
-
-    async def _watch_runners(self) -> None:
-        while True:
-            try:
-                runners = await self.call(self.app.db.get, "runners") or {}
-                now = self.app.sessions.now_ms()
-                self.agent_online = any(
-                    isinstance(r, dict)
-                    and isinstance(r.get("heartbeat"), int | float)
-                    and now - r["heartbeat"] < RUNNER_FRESH_MS
-                    for r in runners.values()
-                )
-            except FirebaseError:
-                self.agent_online = False
-            await asyncio.sleep(RUNNERS_POLL_EVERY)
 
     # -- input ------------------------------------------------------------------------------
 
@@ -620,12 +620,14 @@ class ChatRepl:
         if target is None:
             raise SessionError("you have no waiting or running message to cancel")
         outcome = await self.call(self.app.sessions.cancel, state.sid, target.mid)
-        self.out(
-            render.notice(
-                f"• {'cancelling your running message' if outcome == 'stopping' else 'your message was withdrawn'}",
-                "yellow",
-            )
-        )
+        said = {
+            "stopping": "cancelling your running message…",
+            "cancelled": "your running message was cancelled",
+            "skipped": "your message was withdrawn",
+        }
+        if outcome == "stopping" or target.state != "running":
+            self.out(render.notice(f"• {said[outcome]}", "yellow"))
+        # "cancelled": the turn's end, which every member sees, says so
 
     async def cmd_cancel(self, _args: list[str]) -> None:
         await self.cancel_mine()

@@ -185,7 +185,6 @@ class RunnerDatabase(AdminDatabase):
         )
 
 
-
 class _NoCredential(credentials.Base):
     """Emulator mode: firebase-admin sends the owner token itself; no Google credential."""
 

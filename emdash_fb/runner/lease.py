@@ -69,8 +69,8 @@ def claim_with(
     fence = int(lock.get("fence", 0)) + 1 if isinstance(lock, dict) else 1
     lease_until = _now_ms() + int(lease_s * 1000)
     new = {"mid": item.mid, "runner": db.uid, "fence": fence, "leaseUntil": lease_until}
-    ok, _current, _tag = db.set_if_match(paths.lock(sid), new, etag)
-    if not ok:
+    ok, current, _tag = db.set_if_match(paths.lock(sid), new, etag)
+    if not ok and current != new:  # (equal: our write landed, its replay conflicted)
         return None
     if db.get(paths.queue_item(sid, item.mid)) is None:
         # ABA: between our reads and this write another runner answered the
@@ -91,5 +91,7 @@ def renew(db: RunnerDatabase, claim: Claim, lease_s: float) -> int | None:
     ):
         return None
     until = _now_ms() + int(lease_s * 1000)
-    ok, _cur, _tag = db.set_if_match(paths.lock(claim.sid), {**lock, "leaseUntil": until}, etag)
-    return until if ok else None
+    new = {**lock, "leaseUntil": until}
+    ok, current, _tag = db.set_if_match(paths.lock(claim.sid), new, etag)
+    # equal: our write landed and the client's replay of it conflicted with itself
+    return until if ok or current == new else None

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from ..firebase.admin import RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
-from ..firebase.errors import FirebaseError
+from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..session import paths
 from ..session.records import SessionState
 from .agents import Agent, AgentError, ChatMessage, TextDelta, ToolResult, ToolStart, TurnInput
@@ -80,6 +80,7 @@ class TurnRunner:
         self._release = asyncio.Event()
         self._lost = asyncio.Event()
         self.attempt = 1
+        self.crashes = 0
         self._started = False
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
@@ -101,25 +102,30 @@ class TurnRunner:
         previous = (session.get("turns") or {}).get(self.mid)
         self._started = isinstance(previous, dict)
         if isinstance(previous, dict):
-            self.attempt = int(previous.get("attempt", 1)) + (
-                1 if previous.get("state") in ("running", "interrupted") else 0
-            )
-        if self.attempt > self.settings.max_attempts:
+            self.attempt = _count(previous.get("attempt")) + 1
+            self.crashes = _count(previous.get("crashes"))
+            if previous.get("state") == "running":
+                self.crashes += 1  # its runner died mid-reply (a shutdown hands back instead)
+            if previous.get("cancelRequested"):
+                # Cancel wins: what a member stopped is never carried out by a retry.
+                return await self._finish("cancelled", 0, "", started)
+        if self.crashes > self.settings.max_attempts - 1:
             return await self._finish(
                 "failed",
                 0,
-                f"the runner stopped mid-reply {self.attempt - 1} times; not retrying",
+                f"the runner stopped mid-reply {self.crashes} times; not retrying",
                 started,
             )
         if isinstance(previous, dict) and previous.get("state") == "running":
             # A dead runner's turn: mark it visibly before retrying.
-            await self.call(
+            await self._write(
                 self.db.update,
                 turn_path,
                 {
                     "state": "interrupted",
                     "error": "the runner stopped mid-reply; retrying",
                     "endedAt": SERVER_TIMESTAMP,
+                    "crashes": self.crashes,
                 },
             )
         if self.claim.item.uid not in (session.get("members") or {}):
@@ -127,7 +133,7 @@ class TurnRunner:
                 "failed", 0, "the author is no longer a member of this session", started
             )
         turn_input = self._turn_input(session)
-        await self.call(
+        await self._write(
             self.db.update,
             paths.session(self.sid),
             {
@@ -138,8 +144,10 @@ class TurnRunner:
                     "fence": self.claim.fence,
                     "startedAt": SERVER_TIMESTAMP,
                     "attempt": self.attempt,
+                    "crashes": self.crashes,
                 },
             },
+            verify=self._started_by_me,
         )
         self._started = True
         writer = ChunkWriter(
@@ -254,7 +262,7 @@ class TurnRunner:
             writer.add(ev.text)
         elif isinstance(ev, ToolStart):
             await writer.flush()
-            await self.call(
+            await self._write(
                 self.db.update,
                 f"{paths.turn(self.sid, self.mid)}/tools",
                 {
@@ -269,14 +277,15 @@ class TurnRunner:
         elif isinstance(ev, ToolResult):
             await writer.flush()
             base = f"{paths.turn(self.sid, self.mid)}/tools/{ev.id}"
-            await self.call(
+            await self._write(
                 self.db.update,
                 base,
                 {"state": "done" if ev.ok else "error", "output": ev.output[:MAX_TOOL_OUTPUT]},
             )
 
     async def _write_chunks(self, chunks: dict[str, str]) -> None:
-        await self.call(self.db.update, f"{paths.turn(self.sid, self.mid)}/chunks", chunks)
+        path = f"{paths.turn(self.sid, self.mid)}/chunks"
+        await self._write(self.db.update, path, chunks, verify=lambda: self._holds(path, chunks))
 
     async def _watch_cancel(self) -> None:
         # A small poll (a few bytes per read) rather than a listener thread per
@@ -326,6 +335,8 @@ class TurnRunner:
         }
         if error:
             updates[f"{base}/turns/{self.mid}/error"] = error[:2000]
+        if self.crashes and not self._started:
+            updates[f"{base}/turns/{self.mid}/crashes"] = self.crashes
         if not self._started:
             # Ended before it began (e.g. the author left): the turn record is new.
             updates.update(
@@ -336,8 +347,61 @@ class TurnRunner:
                     f"{base}/turns/{self.mid}/attempt": self.attempt,
                 }
             )
-        await self.call(self.db.update, "", updates)
+        await self._write(self.db.update, "", updates, verify=lambda: self._ended_as(state))
         return Outcome(state, chars, 0, time.monotonic() - started, error, self.attempt)
+
+    # -- writes that survive connection faults -------------------------------------
+
+    async def _write(
+        self, fn: Callable[..., Any], *args: Any, verify: Callable[[], bool] | None = None
+    ) -> None:
+        """A turn write, retried through connection faults while the lease lasts.
+
+        A write whose response was lost may already have landed: the HTTP client
+        replays it, and the rules then refuse the replay (the lock is gone, the id
+        used). ``verify`` reads back whether the write is in the database, so a
+        write that worked is never reported as failed.
+        """
+        deadline = time.monotonic() + self.settings.lease_s * 0.6
+        delay = 0.2
+        while True:
+            try:
+                await self.call(fn, *args)
+                return
+            except PermissionDenied:
+                if verify is not None and await self._verified(verify):
+                    return
+                raise
+            except NetworkError:
+                if verify is not None and await self._verified(verify):
+                    return
+                if time.monotonic() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
+
+    async def _verified(self, check: Callable[[], bool]) -> bool:
+        try:
+            return await self.call(check)
+        except FirebaseError:
+            return False
+
+    def _holds(self, path: str, values: dict[str, Any]) -> bool:
+        current = self.db.get(path)
+        return isinstance(current, dict) and all(current.get(k) == v for k, v in values.items())
+
+    def _started_by_me(self) -> bool:
+        turn = self.db.get(paths.turn(self.sid, self.mid))
+        return (
+            isinstance(turn, dict)
+            and turn.get("runner") == self.db.uid
+            and turn.get("fence") == self.claim.fence
+            and turn.get("attempt") == self.attempt
+        )
+
+    def _ended_as(self, state: str) -> bool:
+        turn = self.db.get(paths.turn(self.sid, self.mid))
+        return isinstance(turn, dict) and turn.get("state") == state and "endedAt" in turn
 
     def _slot_release(self, base: str) -> dict[str, Any]:
         """Free the author's waiting slot with the queue item (the rules require both)."""
@@ -346,7 +410,7 @@ class TurnRunner:
 
     async def _hand_back(self) -> None:
         """Shutdown mid-turn: mark it interrupted and put the message back in line."""
-        await self.call(
+        await self._write(
             self.db.update,
             paths.session(self.sid),
             {
@@ -356,4 +420,9 @@ class TurnRunner:
                 f"queue/{self.mid}/state": "queued",
                 "lock": None,
             },
+            verify=lambda: self._ended_as("interrupted"),
         )
+
+
+def _count(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0

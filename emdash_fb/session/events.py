@@ -10,10 +10,11 @@ re-evaluated on ``tick``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .records import (
+    Lock,
     Member,
     Message,
     Meta,
@@ -26,7 +27,11 @@ from .records import (
     fill_reply_text,
     parse_queue,
     queue_positions,
+    stalled,
 )
+
+RUNNER_FRESH_MS = 35_000  # a runner's heartbeat (every 10 s) older than this: it is gone
+OFFSET_SAMPLES = 5
 
 
 @dataclass(frozen=True)
@@ -100,8 +105,12 @@ class TurnStarted(Event):
 
 @dataclass(frozen=True)
 class ReplyDelta(Event):
+    """More of the reply to ``mid``. Deltas after a ``TurnStarted`` add up to a prefix of that
+    attempt's final text; a retry starts again with a new ``TurnStarted``."""
+
     mid: str
     text: str
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,17 @@ class TurnEnded(Event):
     """``turn.state`` is done, failed or cancelled; ``turn.error`` says why it failed."""
 
     turn: Turn
+
+
+@dataclass(frozen=True)
+class AgentStatus(Event):
+    """What the agent is doing, as far as the database shows: ``working`` (a runner holds
+    the running turn's lease), ``stalled`` (a turn is running but no runner holds it: its
+    lease lapsed), ``idle`` (a runner is alive, nothing running) or ``offline`` (no runner's
+    heartbeat is fresh). ``mid`` is the running (or stalled) message."""
+
+    state: str
+    mid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +165,10 @@ class ConnectionChanged(Event):
     """``status`` is connecting, live, reconnecting, cancelled or stopped."""
 
     status: str
+
+
+def _int(v: Any, default: int) -> int:
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -180,11 +204,19 @@ class EventDeriver:
         self._typing: set[str] = set()
         self._members: dict[str, Member] = {}
         self._closed = False
+        self._agent: AgentStatus | None = None
+        self._my_last_seen = 0
+        self._offsets: list[int] = []
+        #: server clock - ours (ms), measured from our own server-timestamped presence
+        self.clock_offset_ms = 0
+        #: when the freshest runner heartbeat was written (server ms; None: not known yet)
+        self.runner_heartbeat: int | None = None
 
     def update(self, tree: Any, now_ms: int) -> list[Event]:
         new = as_dict(tree)
         old = self.tree
         self.tree = new
+        self._measure_clock(new, now_ms)
         if old is None:
             state = SessionState.parse(self.sid, new)
             self._members = dict(state.members)
@@ -195,7 +227,7 @@ class EventDeriver:
                 u for u, p in state.presence.items() if p.is_typing(now_ms) and u != self.me
             }
             self._closed = not state.meta.is_open(now_ms) if state.exists else False
-            return [Synced(state)]
+            return [Synced(state), *self._agent_events(now_ms)]
         events: list[Event] = []
         self._members_events(as_dict(old.get("members")), as_dict(new.get("members")), new, events)
         # A question, then its turn's progress, then the reply, then the turn's end:
@@ -242,7 +274,45 @@ class EventDeriver:
         if meta.owner and not self._closed and not meta.is_open(now_ms):
             self._closed = True
             events.append(SessionClosedEvent())
+        events += self._agent_events(now_ms)
         return events
+
+    # -- the agent's status and the server's clock ------------------------------------
+
+    def server_now(self, now_ms: int) -> int:
+        return now_ms + self.clock_offset_ms
+
+    def _measure_clock(self, tree: dict[str, Any], now_ms: int) -> None:
+        """Our own presence carries the server's time of our last heartbeat: it arrived now,
+        so server - local >= lastSeen - now (latency makes it a lower bound; keep the best)."""
+        seen = Presence.parse(as_dict(tree.get("presence")).get(self.me)).last_seen
+        if seen and seen != self._my_last_seen:
+            self._my_last_seen = seen
+            self._offsets = [*self._offsets[-(OFFSET_SAMPLES - 1) :], seen - now_ms]
+            self.clock_offset_ms = max(self._offsets)
+
+    def agent_status(self, now_ms: int) -> AgentStatus:
+        tree = self.tree or {}
+        turns = as_dict(tree.get("turns"))
+        lock = Lock.parse(tree.get("lock"))
+        server_now = self.server_now(now_ms)
+        for mid, raw in turns.items():
+            if as_dict(raw).get("state") == "running":
+                turn = Turn.parse(mid, raw)
+                if stalled(turn, lock, server_now):
+                    return AgentStatus("stalled", mid)
+                return AgentStatus("working", mid)
+        beat = self.runner_heartbeat
+        if beat is not None and server_now - beat > RUNNER_FRESH_MS:
+            return AgentStatus("offline")
+        return AgentStatus("idle")
+
+    def _agent_events(self, now_ms: int) -> list[Event]:
+        status = self.agent_status(now_ms)
+        if status == self._agent:
+            return []
+        self._agent = status
+        return [status]
 
     # -- sections ---------------------------------------------------------------
 
@@ -300,20 +370,27 @@ class EventDeriver:
         for mid in added + changed:
             raw_old, raw_new = as_dict(old.get(mid)), as_dict(new[mid])
             if mid in old and _only_chunks_differ(raw_old, raw_new):
-                # The hot path while a reply streams: no parse of the whole turn.
+                # The hot path while a reply streams: no parse of the whole turn (the
+                # same attempt, since nothing but chunks changed).
                 text = _fresh_text(as_dict(raw_old.get("chunks")), as_dict(raw_new.get("chunks")))
                 if text:
-                    out.append(ReplyDelta(mid, text))
+                    out.append(ReplyDelta(mid, text, _int(raw_new.get("attempt"), 1)))
                 continue
             before = Turn.parse(mid, raw_old) if mid in old else None
             after = Turn.parse(mid, raw_new)
+            if before is not None and before.identity != after.identity:
+                # A retry (new claim, new attempt): whatever was shown of the old one is
+                # not part of this one, even if updates in between were missed.
+                if not before.finished:  # its end was missed: say so before the new start
+                    out.append(TurnEnded(replace(before, state="interrupted")))
+                before = None
             if before is None or (before.finished and not after.finished):
                 asked = Message.parse(mid, messages.get(mid)).name
                 out.append(TurnStarted(after, asked))
                 before = None
             text = _fresh_text(before.chunks if before is not None else {}, after.chunks)
             if text:
-                out.append(ReplyDelta(mid, text))
+                out.append(ReplyDelta(mid, text, after.attempt))
             old_tools = before.tools if before is not None else {}
             for tid in sorted(after.tools, key=lambda t: (after.tools[t].at, t)):
                 tool = after.tools[tid]

@@ -3,6 +3,13 @@
 Every write is one request and has the exact shape docs/DATA-MODEL.md lists,
 so the rules can judge it; multi-path writes are atomic, so nothing is ever
 half-written. Failures the user can fix become ``SessionError`` lines.
+
+Every write is also safe to retry: when its answer is lost (a reset after the
+server applied it), the HTTP client may replay it and the rules refuse the
+replay, or the client gives up with a network error; either way the write
+is checked by reading back what it should have changed before anything is
+reported, so a write that worked is never called a failure (and a user told
+"failed" never sends twice).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..firebase.client import SERVER_TIMESTAMP, Rtdb, server_increment
-from ..firebase.errors import PermissionDenied
+from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..firebase.identity import Auth, Identity, token_claims
 from . import allowlist, codes, names, paths
 from .errors import (
@@ -32,11 +39,14 @@ from .records import (
     Message,
     Meta,
     Presence,
+    QueueItem,
     SessionState,
+    Turn,
     fill_reply_text,
     history_order,
     parse_queue,
     queue_positions,
+    stalled,
 )
 
 MAX_TEXT = 16_000
@@ -93,6 +103,7 @@ class SessionClient:
         self.auth = auth
         self._clock = clock
         self._names: dict[str, str] = {}  # the name each session knows me by
+        self.clock_offset_ms = 0  # server clock - ours, as a live view has measured it
 
     @property
     def me(self) -> Identity:
@@ -157,7 +168,9 @@ class SessionClient:
             meta.update(inviteCode=code, inviteExpiresAt=expires)
             updates[paths.invite(code)] = _invite(sid, me.uid, expires, join_role)
         try:
-            self.db.update("", updates)
+            self._update_verified(
+                updates, lambda: self.db.get(f"{paths.member(sid, me.uid)}/role") == "owner"
+            )
         except PermissionDenied:
             raise self._why_share_failed(email) from None
         self._names[sid] = name
@@ -223,11 +236,14 @@ class SessionClient:
         if sticky is None:
             updates[paths.role(sid, me.uid)] = role
         try:
-            self.db.update("", updates)
+            self._update_verified(updates, lambda: self._is_member(sid, me.uid))
         except PermissionDenied:
             raise self._why_join_failed(sid, me.uid, code, key) from None
         self._names[sid] = name
-        state = self.state(sid)
+        try:
+            state = self.state(sid)
+        except NetworkError:  # joined all the same: the live view loads the rest
+            return Joined(sid, [], [], False)
         return Joined(sid, list(state.members.values()), state.messages, False)
 
     def _own_role(self, sid: str, uid: str) -> str | None:
@@ -277,6 +293,8 @@ class SessionClient:
                 paths.presence(sid, me.uid): None,
                 f"{paths.meta(sid)}/memberCount": server_increment(-1),
             },
+            action="leave",
+            verify=lambda: not self._is_member(sid, me.uid),
         )
 
     # -- reading ---------------------------------------------------------------
@@ -362,8 +380,11 @@ class SessionClient:
         for _attempt in range(3):
             slot = self._free_slot(sid, me.uid)
             try:
-                self.db.update("", self._send_write(sid, mid, me.uid, name, text, slot))
-                return Sent(mid, self.position(sid, mid))
+                self._update_verified(
+                    self._send_write(sid, mid, me.uid, name, text, slot),
+                    lambda: self._member_wrote(sid, mid),
+                )
+                return Sent(mid, self._position_if_known(sid, mid))
             except PermissionDenied:
                 member = self._member_name(sid, me.uid)
                 if member is not None and member != name:
@@ -375,6 +396,17 @@ class SessionClient:
                     continue  # another send of mine took that slot first: try the next
                 raise self._why_denied(sid, "send") from None
         raise self._why_denied(sid, "send")
+
+    def _member_wrote(self, sid: str, mid: str) -> bool:
+        """Whether my message ``mid`` is stored (so a lost answer was a success)."""
+        return self.db.get(f"{paths.message(sid, mid)}/uid") == self.me.uid
+
+    def _position_if_known(self, sid: str, mid: str) -> int:
+        """The queue position, or 0 if it can't be read now (the message is sent all the same)."""
+        try:
+            return self.position(sid, mid)
+        except NetworkError:
+            return 0
 
     def _free_slot(self, sid: str, uid: str) -> str:
         """The first of my waiting slots not holding a message (s0, s1, ...)."""
@@ -427,7 +459,13 @@ class SessionClient:
         return queue_positions(parse_queue(self.db.get(paths.queue(sid)))).get(mid, 0)
 
     def cancel(self, sid: str, mid: str) -> str:
-        """Cancel my queued message (skipped) or my running turn (stopped, kept). Returns which."""
+        """Cancel my queued message or my running turn (or, as owner, anyone's).
+
+        Returns ``"skipped"`` (it never ran), ``"cancelled"`` (its turn had no live
+        runner: ended at once for everyone) or ``"stopping"`` (the runner was asked
+        and stops within a second; a cancel is honoured by any runner that touches
+        the message later, so a retry never carries it out).
+        """
         state = self.state(sid)
         me = self.me
         item = next((q for q in state.queue if q.mid == mid), None)
@@ -435,6 +473,8 @@ class SessionClient:
             raise BadMessage(f"message {mid} is not waiting or running: nothing to cancel")
         if item.uid != me.uid and state.meta.owner != me.uid:
             raise NotAllowed("only the message's author or the session owner can cancel it")
+        message = f"{paths.message(sid, mid)}/state"
+        slot = {paths.slot(sid, item.uid, item.slot): None} if item.slot else {}
         if item.state == "queued":
             try:
                 self._write(
@@ -442,17 +482,59 @@ class SessionClient:
                     {
                         paths.queue_item(sid, mid): None,
                         paths.work(mid): None,
-                        f"{paths.message(sid, mid)}/state": "cancelled",
-                        **({paths.slot(sid, item.uid, item.slot): None} if item.slot else {}),
+                        message: "cancelled",
+                        **slot,
                     },
+                    action="cancel it",
+                    verify=lambda: self.db.get(message) == "cancelled",
                 )
                 return "skipped"
             except NotAllowed:
                 pass  # it started running in the meantime: cancel the turn instead
+        turn = state.turns.get(mid)
+        if turn is not None and stalled(turn, state.lock, self.server_now_ms()):
+            try:
+                self.cancel_stalled(sid, mid, item, turn)
+                return "cancelled"
+            except NotAllowed:
+                pass  # by the server's clock the lease is still live: ask the runner
+        if turn is not None and turn.cancel_requested:
+            return "stopping"
+        request = f"{paths.turn(sid, mid)}/cancelRequested"
         self._write(
-            sid, {f"{paths.turn(sid, mid)}/cancelRequested": {"by": me.uid, "at": SERVER_TIMESTAMP}}
+            sid,
+            {request: {"by": me.uid, "at": SERVER_TIMESTAMP}},
+            action="cancel it",
+            verify=lambda: self.db.get(request) is not None,
         )
         return "stopping"
+
+    def cancel_stalled(self, sid: str, mid: str, item: QueueItem, turn: Turn) -> None:
+        """End a running turn that no runner holds any more, as cancelled, for everyone."""
+        turn_path = paths.turn(sid, mid)
+        updates: dict[str, Any] = {
+            f"{turn_path}/state": "cancelled",
+            f"{turn_path}/endedAt": SERVER_TIMESTAMP,
+            paths.queue_item(sid, mid): None,
+            paths.work(mid): None,
+            f"{paths.message(sid, mid)}/state": "cancelled",
+            paths.lock(sid): None,
+        }
+        if item.slot:
+            updates[paths.slot(sid, item.uid, item.slot)] = None
+        if not turn.cancel_requested:
+            updates[f"{turn_path}/cancelRequested"] = {"by": self.me.uid, "at": SERVER_TIMESTAMP}
+        self._write(
+            sid,
+            updates,
+            action="cancel it",
+            verify=lambda: self.db.get(f"{turn_path}/state") == "cancelled",
+        )
+
+    def server_now_ms(self) -> int:
+        """Now by the server's clock, as far as this client can tell: our clock plus the
+        offset a live view measured from our own server-timestamped writes (else 0)."""
+        return self.now_ms() + self.clock_offset_ms
 
     def typing(self, sid: str, typing: bool = True) -> None:
         """Presence with a typing window; callers throttle (not one write per key)."""
@@ -469,7 +551,12 @@ class SessionClient:
     def set_mode(self, sid: str, mode: str) -> None:
         if mode not in ("plan", "code"):
             raise BadMessage(f"unknown mode {mode!r}: use plan or code")
-        self._write(sid, {f"{paths.meta(sid)}/mode": mode}, action="change the mode")
+        self._write(
+            sid,
+            {f"{paths.meta(sid)}/mode": mode},
+            action="change the mode",
+            verify=lambda: self.db.get(f"{paths.meta(sid)}/mode") == mode,
+        )
 
     def set_role(self, sid: str, uid: str, role: str) -> None:
         """Change a member's role; it sticks (leaving and rejoining keeps it)."""
@@ -480,6 +567,7 @@ class SessionClient:
             sid,
             {f"{paths.member(sid, uid)}/role": role, paths.role(sid, uid): role},
             action="change roles",
+            verify=lambda: self.db.get(paths.role(sid, uid)) == role,
         )
 
     def kick(self, sid: str, uid: str) -> str | None:
@@ -502,7 +590,12 @@ class SessionClient:
         if meta.invite_code:
             new_code, rotation = self._rotation(sid, meta, DEFAULT_INVITE_TTL_S, None)
             updates.update(rotation)
-        self._write(sid, updates, action="remove members")
+        self._write(
+            sid,
+            updates,
+            action="remove members",
+            verify=lambda: self.db.get(paths.kicked(sid, uid)) is not None,
+        )
         return codes.display(new_code) if new_code else None
 
     def rotate_invite(
@@ -514,7 +607,12 @@ class SessionClient:
             _check_role(role)
         meta = self._owner_check(sid, "rotate the invite")
         code, updates = self._rotation(sid, meta, ttl_s, role)
-        self._write(sid, updates, action="rotate the invite")
+        self._write(
+            sid,
+            updates,
+            action="rotate the invite",
+            verify=lambda: self.db.get(f"{paths.meta(sid)}/inviteCode") == code,
+        )
         return codes.display(code)
 
     def _rotation(
@@ -546,8 +644,12 @@ class SessionClient:
         meta = self._owner_check(sid, "change the role joiners get")
         if not meta.invite_code:
             raise BadMessage("this session has no invite: /share first")
+        where = f"{paths.invite(meta.invite_code)}/role"
         self._write(
-            sid, {f"{paths.invite(meta.invite_code)}/role": role}, action="change the join role"
+            sid,
+            {where: role},
+            action="change the join role",
+            verify=lambda: self.db.get(where) == role,
         )
 
     def set_max_queued(self, sid: str, limit: int) -> None:
@@ -555,7 +657,13 @@ class SessionClient:
         if not 1 <= limit <= MAX_SLOTS:
             raise BadMessage(f"the limit must be 1..{MAX_SLOTS} waiting messages per member")
         self._owner_check(sid, "change the queue limit")
-        self._write(sid, {f"{paths.meta(sid)}/maxQueued": limit}, action="change the queue limit")
+        where = f"{paths.meta(sid)}/maxQueued"
+        self._write(
+            sid,
+            {where: limit},
+            action="change the queue limit",
+            verify=lambda: self.db.get(where) == limit,
+        )
 
     def revoke_invite(self, sid: str) -> None:
         meta = self._owner_check(sid, "revoke the invite")
@@ -565,7 +673,12 @@ class SessionClient:
         }
         if meta.invite_code:
             updates[f"{paths.invite(meta.invite_code)}/revokedAt"] = SERVER_TIMESTAMP
-        self._write(sid, updates, action="revoke the invite")
+        self._write(
+            sid,
+            updates,
+            action="revoke the invite",
+            verify=lambda: self.db.get(f"{paths.meta(sid)}/inviteCode") is None,
+        )
 
     def close(self, sid: str) -> None:
         meta = self._owner_check(sid, "close the session")
@@ -576,7 +689,12 @@ class SessionClient:
         }
         if meta.invite_code:
             updates[f"{paths.invite(meta.invite_code)}/revokedAt"] = SERVER_TIMESTAMP
-        self._write(sid, updates, action="close the session")
+        self._write(
+            sid,
+            updates,
+            action="close the session",
+            verify=lambda: self.db.get(f"{paths.meta(sid)}/status") == "closed",
+        )
 
     # -- helpers -------------------------------------------------------------------
 
@@ -586,11 +704,36 @@ class SessionClient:
             raise NotAllowed(f"only the session owner can {action}")
         return meta
 
-    def _write(self, sid: str, updates: dict[str, Any], *, action: str = "do that") -> None:
+    def _write(
+        self,
+        sid: str,
+        updates: dict[str, Any],
+        *,
+        action: str = "do that",
+        verify: Callable[[], bool] | None = None,
+    ) -> None:
+        """One multi-path write; a refusal becomes the reason, in one line."""
         try:
-            self.db.update("", updates)
+            self._update_verified(updates, verify)
         except PermissionDenied:
             raise self._why_denied(sid, action) from None
+
+    def _update_verified(self, updates: dict[str, Any], verify: Callable[[], bool] | None) -> None:
+        """``db.update("", updates)``; if it is refused or its answer is lost, ``verify``
+        (a read of what it should have changed) decides whether it happened after all."""
+        try:
+            self.db.update("", updates)
+        except (PermissionDenied, NetworkError):
+            if verify is not None and self._happened(verify):
+                return
+            raise
+
+    @staticmethod
+    def _happened(verify: Callable[[], bool]) -> bool:
+        try:
+            return bool(verify())
+        except FirebaseError:
+            return False
 
     def _why_denied(self, sid: str, action: str) -> Exception:
         try:

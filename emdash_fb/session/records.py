@@ -204,6 +204,8 @@ class Turn:
     error: str = ""
     cancel_requested: bool = False
     attempt: int = 1
+    cancel_by: str = ""  # who asked to cancel it
+    fence: int = 0
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> Turn:
@@ -221,7 +223,14 @@ class Turn:
             _str(d.get("error")),
             bool(d.get("cancelRequested")),
             _int(d.get("attempt"), 1),
+            _str(as_dict(d.get("cancelRequested")).get("by")),
+            _int(d.get("fence")),
         )
+
+    @property
+    def identity(self) -> tuple[int, int, int]:
+        """Which attempt this is: a retry (a new claim) has a new one, and streams afresh."""
+        return (self.attempt, self.fence, self.started_at)
 
     def chunk_keys(self) -> list[str]:
         """Chunk keys in write order (``c000000``.. ; past a million they grow a digit)."""
@@ -234,6 +243,35 @@ class Turn:
     @property
     def finished(self) -> bool:
         return self.state in ("done", "failed", "cancelled", "interrupted")
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The session's lock: which message a runner is answering, until when (server ms)."""
+
+    mid: str
+    runner: str
+    lease_until: int
+
+    @classmethod
+    def parse(cls, raw: Any) -> Lock | None:
+        d = as_dict(raw)
+        if not d:
+            return None
+        return cls(_str(d.get("mid")), _str(d.get("runner")), _int(d.get("leaseUntil")))
+
+
+#: A lease this far past its end (ms, server time) means its runner is gone.
+LEASE_GRACE_MS = 2_000
+
+
+def stalled(turn: Turn, lock: Lock | None, server_now_ms: int) -> bool:
+    """A running turn that no live runner holds: no lock for it, or a lapsed lease."""
+    if turn.state != "running":
+        return False
+    if lock is None or lock.mid != turn.mid:
+        return True
+    return lock.lease_until + LEASE_GRACE_MS < server_now_ms
 
 
 def fill_reply_text(message: Message, turns: Any) -> Message:
@@ -271,6 +309,7 @@ class SessionState:
     queue: list[QueueItem]
     messages: list[Message]
     turns: dict[str, Turn]
+    lock: Lock | None = None
 
     @classmethod
     def parse(cls, sid: str, tree: Any) -> SessionState:
@@ -290,6 +329,7 @@ class SessionState:
             ),
             history_order(messages),
             turns,
+            Lock.parse(d.get("lock")),
         )
 
     @property

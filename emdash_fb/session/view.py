@@ -4,7 +4,8 @@
 read the whole session, so one stream is the fewest possible), feeds each
 mirror update through ``EventDeriver``, and re-evaluates time-based states on
 a tick. When the stream is cancelled (read access lost) it finds out why: you
-were kicked, or the session is gone.
+were kicked, or the session is gone. It also reads the runners' heartbeats
+every few seconds, so the agent's status can say ``offline`` truthfully.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from .ops import SessionClient
 from .records import SessionState
 
 TICK_SECONDS = 1.0
+RUNNERS_EVERY_SECONDS = 10.0
 
 
 class SessionView:
@@ -43,12 +45,14 @@ class SessionView:
         on_event: Callable[[Event], None],
         *,
         tick_seconds: float = TICK_SECONDS,
+        runners_every: float = RUNNERS_EVERY_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.sid = sid
         self.client = client
         self.on_event = on_event
         self.tick_seconds = tick_seconds
+        self.runners_every = runners_every
         self._clock = clock
         self.deriver = EventDeriver(sid, auth.current().uid)
         self.listener = Listener(target, auth, paths.session(sid), self._on_update, self._on_status)
@@ -74,6 +78,7 @@ class SessionView:
 
     def _on_update(self, update: Update) -> None:
         self._emit(self.deriver.update(update.new, self.now_ms()))
+        self.client.clock_offset_ms = self.deriver.clock_offset_ms
 
     def _on_status(self, status: str) -> None:
         self.status = status
@@ -90,6 +95,7 @@ class SessionView:
     async def run(self) -> None:
         """Follow the session until ``stop()``, a kick, or the session going away."""
         ticker = asyncio.create_task(self._tick())
+        runners = asyncio.create_task(self._watch_runners())
         listener = asyncio.create_task(self.listener.run())
         stopped = asyncio.create_task(self._stopped.wait())
         try:
@@ -98,11 +104,28 @@ class SessionView:
                 await self._explain_cancel()
         finally:
             self.listener.stop()
-            for task in (ticker, listener, stopped):
+            for task in (ticker, runners, listener, stopped):
                 task.cancel()
-            for task in (ticker, listener, stopped):
+            for task in (ticker, runners, listener, stopped):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _watch_runners(self) -> None:
+        """The freshest runner heartbeat (``/runners`` is small: one record per runner)."""
+        while True:
+            try:
+                runners = await asyncio.to_thread(self.client.db.get, "runners")
+            except FirebaseError:
+                runners = None  # unknown: keep the last reading
+            else:
+                beats = [
+                    r["heartbeat"]
+                    for r in (runners or {}).values()
+                    if isinstance(r, dict) and isinstance(r.get("heartbeat"), int | float)
+                ]
+                self.deriver.runner_heartbeat = int(max(beats)) if beats else 0
+                self._emit(self.deriver.tick(self.now_ms()))
+            await asyncio.sleep(self.runners_every)
 
     async def _tick(self) -> None:
         while True:
