@@ -228,7 +228,7 @@ class HttpStreamParser:
         self._head += data[i:]
         k = self._head.find(b"\r\n\r\n", max(0, old - 3))
         if k < 0:
-            if len(self._head) > MAX_HEAD_BYTES:
+            if len(self._head) > MAX_HEAD_BYTES or not self._could_be_head():
                 out.append(Piece("body", bytes(self._head), None))
                 self._head.clear()
                 self.go_opaque()
@@ -245,6 +245,18 @@ class HttpStreamParser:
             out.append(Piece("head", raw, msg))
             self._begin_body(out, msg)
         return i + size - old
+
+    def _could_be_head(self) -> bool:
+        """Whether the held bytes can still start a head (else they are not HTTP: don't hold them)."""
+        line, newline, _ = bytes(self._head[: MAX_LINE_BYTES + 1]).partition(b"\n")
+        if not newline and len(line) > MAX_LINE_BYTES:
+            return False
+        if self.role == "response":
+            return line.startswith(b"HTTP/"[: len(line)])
+        method, _, _ = line.partition(b" ")
+        if not (method.isalpha() and method.isupper() and len(method) <= 20):
+            return False
+        return not newline or line.rstrip(b"\r").rsplit(b" ", 1)[-1].startswith(b"HTTP/")
 
     def _parse_head(self, raw: bytes) -> HttpMessage | None:
         lines = raw.decode("latin-1").split("\r\n")
@@ -1087,6 +1099,11 @@ class FaultProxy:
                 self._record(None, f"chaos on: {dict(cfg.kinds)}")
 
         self._call(apply)
+
+    @property
+    def chaos_active(self) -> bool:
+        task = self._chaos_task
+        return task is not None and not task.done()
 
     def calm(self) -> None:
         """Stop chaos (and its armed loss and current stall); conditions set by hand stay."""
