@@ -8,6 +8,7 @@ contents, counters); timings are only ever lower bounds.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -21,13 +22,20 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import aiohttp
 import firebase_admin
 import pytest
 import requests
 from firebase_admin import db
 
 from emdash_fb.emulator.server import ThreadedEmulator
-from tests.support.faultproxy import FaultProxy, HttpMessage, HttpStreamParser, Piece
+from tests.support.faultproxy import (
+    FaultProxy,
+    HttpMessage,
+    HttpStreamParser,
+    Piece,
+    parse_address,
+)
 from tests.support.rtdb import RawRtdb
 from tests.support.sse import SseReader
 
@@ -45,11 +53,6 @@ def _eventually(check: Callable[[], bool], timeout: float = TIMEOUT, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
         time.sleep(0.02)
-
-
-def _host_port(address: str) -> tuple[str, int]:
-    host, port = address.rsplit(":", 1)
-    return host, int(port)
 
 
 # -- upstreams ------------------------------------------------------------------------
@@ -201,7 +204,7 @@ def proxy(upstream: _HttpUpstream) -> Iterator[FaultProxy]:
 
 @pytest.fixture
 def emu_proxy(emulator: ThreadedEmulator) -> Iterator[FaultProxy]:
-    with FaultProxy(_host_port(emulator.database_host), seed=1) as p:
+    with FaultProxy.in_front_of(emulator.database_host, seed=1) as p:
         yield p
 
 
@@ -470,7 +473,7 @@ def test_refuse_resets_new_connections_and_spares_open_ones(proxy: FaultProxy) -
 
 def test_set_upstream_after_the_emulator_restarts_on_another_port(ns_name: str) -> None:
     with ThreadedEmulator(keep_alive_seconds=1.0) as first:
-        proxy = FaultProxy(_host_port(first.database_host)).start()
+        proxy = FaultProxy.in_front_of(first.database_host).start()
         through = RawRtdb(f"http://{proxy.address}", ns_name)
         assert through.put("v", 1).status_code == 200
     through.http.close()
@@ -480,9 +483,9 @@ def test_set_upstream_after_the_emulator_restarts_on_another_port(ns_name: str) 
         assert proxy.stats["upstream_failures"] == 1
         with ThreadedEmulator(keep_alive_seconds=1.0) as second:
             assert RawRtdb(f"http://{second.database_host}", ns_name).put("v", 2).ok
-            proxy.set_upstream(_host_port(second.database_host))
+            proxy.set_upstream(parse_address(second.database_host))
             assert through.get("v").json() == 2
-            assert proxy.upstream == _host_port(second.database_host)
+            assert proxy.upstream == parse_address(second.database_host)
     finally:
         through.http.close()
         proxy.stop()
@@ -566,6 +569,39 @@ def test_firebase_admin_through_the_emulator_host_variable(
         firebase_admin.delete_app(app)
 
 
+def test_aiohttp_sees_a_cut_snapshot_and_a_lost_answer_as_errors(
+    emu_proxy: FaultProxy, ns_name: str, direct: RawRtdb
+) -> None:
+    """aiohttp (what our listener streams with) never mistakes a cut body for a whole one."""
+    snapshot = {"v": "y" * 100_000}
+    assert direct.put("snap", snapshot).ok
+    base, params = f"http://{emu_proxy.address}", {"ns": ns_name}
+
+    async def run() -> tuple[bytes, BaseException | None, BaseException | None]:
+        emu_proxy.cut_stream_after(after_bytes=3000)
+        emu_proxy.lose_response(method="PATCH")
+        got, stream_error, write_error = bytearray(), None, None
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT)) as http:
+            headers = {"Accept": "text/event-stream"}
+            async with http.get(f"{base}/snap.json", params=params, headers=headers) as resp:
+                try:
+                    async for chunk in resp.content.iter_any():
+                        got += chunk
+                except aiohttp.ClientError as exc:
+                    stream_error = exc
+            try:
+                await http.patch(f"{base}/snap.json", params=params, json={"w": 1})
+            except aiohttp.ClientError as exc:
+                write_error = exc
+        return bytes(got), stream_error, write_error
+
+    got, stream_error, write_error = asyncio.run(run())
+    assert stream_error is not None and got.startswith(b"event: put") and len(got) < 3000
+    assert write_error is not None
+    assert direct.get("snap/w").json() == 1
+    assert emu_proxy.stats["cut_streams"] == 1 and emu_proxy.stats["lost_responses"] == 1
+
+
 def test_controls_are_safe_from_many_threads(proxy: FaultProxy) -> None:
     errors: list[BaseException] = []
 
@@ -631,6 +667,8 @@ def test_stop_is_idempotent_and_start_once() -> None:
     proxy.stop()
     with pytest.raises(ValueError):
         FaultProxy(("127.0.0.1", 9), host="0.0.0.0")
+    assert parse_address("[::1]:9000") == ("::1", 9000)
+    assert parse_address("127.0.0.1:80") == ("127.0.0.1", 80)
 
 
 def _parse(parser: HttpStreamParser, data: bytes, cuts: list[int]) -> list[tuple[str, str, bytes]]:

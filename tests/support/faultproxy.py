@@ -10,8 +10,8 @@ shortcut into the client or the server.
 
 How a test uses it::
 
-    with ThreadedEmulator(keep_alive_seconds=1.0) as emu, FaultProxy(
-        ("127.0.0.1", int(emu.database_host.rsplit(":", 1)[1]))
+    with ThreadedEmulator(keep_alive_seconds=1.0) as emu, FaultProxy.in_front_of(
+        emu.database_host  # or emu.auth_host; FaultProxy(("127.0.0.1", port)) is the same
     ) as proxy:
         env = {"FIREBASE_DATABASE_EMULATOR_HOST": proxy.address}  # clients go through it
         proxy.lose_response(method="PATCH", path_prefix="/sessions")  # next PATCH: applied, unanswered
@@ -726,6 +726,11 @@ class FaultProxy:
         self._stream_cuts: list[_Rule] = []
         self._chaos_task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def in_front_of(cls, address: str, *, port: int = 0, seed: int | None = None) -> FaultProxy:
+        """A proxy for an upstream given as ``"host:port"`` (e.g. ``emu.database_host``)."""
+        return cls(parse_address(address), port=port, seed=seed)
+
     # -- lifecycle -------------------------------------------------------------------
 
     @property
@@ -797,7 +802,8 @@ class FaultProxy:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
-            await self._server.wait_closed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), CONTROL_TIMEOUT_S)
 
     def stop(self) -> None:
         """Close the listener and every connection, and join the thread."""
@@ -1165,6 +1171,14 @@ class FaultProxy:
         self._chaos_stall_timer = None
         self._chaos_stall_until = 0.0
         self._update_flow()
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:9000"`` / ``"[::1]:9000"`` -> ``(host, port)``."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"not host:port: {address!r}")
+    return host.strip("[]"), int(port)
 
 
 def _positive(count: int) -> int:
