@@ -25,6 +25,11 @@ loop and returns once applied). The proxy understands just enough HTTP/1.1 to
 find where each request and response starts and ends on a keep-alive
 connection (request line, Content-Length or chunked bodies; status line,
 Content-Type); anything it can't parse it forwards untouched, without matching.
+
+Differences from a direct connection worth knowing: a client reaches the proxy
+even when the upstream is down, so it sees a reset right after connecting
+(``stats["upstream_failures"]``) where it would have seen "connection refused";
+and ``set_upstream()`` moves only connections accepted after it.
 """
 
 from __future__ import annotations
@@ -935,7 +940,12 @@ class FaultProxy:
     # -- lasting conditions ----------------------------------------------------------
 
     def stall(self, seconds: float | None = None) -> None:
-        """Stop forwarding both ways on every connection (bytes are held) until unstall() or ``seconds``."""
+        """Stop forwarding both ways on every connection (bytes are held) until unstall() or ``seconds``.
+
+        New connections are still accepted and connected upstream (a black
+        hole, not a refusal); their bytes are held like everyone's. At most
+        ~1 MiB per direction is held in the proxy, then TCP backpressure.
+        """
         if seconds is not None and seconds < 0:
             raise ValueError("seconds must be >= 0")
 
