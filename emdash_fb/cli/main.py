@@ -15,6 +15,7 @@ from .chat_cmd import chat, demo
 from .context import AppContext
 from .emulators import emulators_app
 from .runner_cmd import runner
+from .watch_cmd import watch
 
 app = typer.Typer(
     name="emdash-fb",
@@ -54,6 +55,7 @@ for fn in (
 ):
     app.command(fn.__name__)(fn)
 app.command("runner")(runner)
+app.command("watch")(watch)
 app.command("chat")(chat)
 app.command("demo")(demo)
 app.add_typer(commands.config_app, name="config")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import sys
 import uuid
@@ -22,6 +23,17 @@ def _options(pairs: list[str]) -> dict[str, str]:
             raise typer.BadParameter(f"--agent-opt {pair!r}: expected KEY=VALUE")
         out[key.strip()] = value
     return out
+
+
+def _configure_logging(verbose: bool) -> None:
+    """One readable line per event; the libraries' retry chatter (with URLs) only when asked."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    for name in ("urllib3", "firebase_admin", "google", "aiohttp", "asyncio"):
+        logging.getLogger(name).setLevel(logging.WARNING if verbose else logging.ERROR)
 
 
 def runner(
@@ -66,23 +78,33 @@ def runner(
         10.0, "--grace", min=0.0, help="Seconds to finish turns on SIGTERM."
     ),
     workdir: Path = typer.Option(Path("."), "--workdir", help="Folder the agent's tools may read."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Log details (HTTP retries, each claim) for debugging."
+    ),
 ) -> None:
     """Claim queued messages and stream the agent's replies back."""
+    # First of all: a SIGTERM or Ctrl-C while starting up (imports, the agent, the
+    # database client) must stop the runner cleanly too, not kill it half-made.
+    early: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: early.append(signum))
     from ..firebase.admin import RunnerDatabase
     from ..runner.agents import AgentError, load_agent
     from ..runner.service import Runner
     from ..runner.turn import TurnSettings
     from ..session.allowlist import ServeSpec
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logging.getLogger("firebase_admin").setLevel(logging.WARNING)
+    _configure_logging(verbose)
     try:
         spec = ServeSpec.parse(serve)
     except ValueError as exc:
         typer.echo(f"error: --serve: {exc}", err=True)
         raise typer.Exit(2) from None
-    target = resolve_target()
     rid = runner_id or f"r-{uuid.uuid4().hex[:8]}"
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", rid):
+        typer.echo(f"error: --id {rid!r}: use 1-40 letters, digits, '-' or '_'", err=True)
+        raise typer.Exit(2)
+    target = resolve_target()
     try:
         the_agent = load_agent(agent, _options(agent_opt))
     except AgentError as exc:
@@ -110,6 +132,8 @@ def runner(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, service.request_stop)
+        if early:
+            service.request_stop()
         await service.run()
 
     try:

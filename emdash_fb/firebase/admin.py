@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -194,15 +195,27 @@ class _NoCredential(credentials.Base):
         return AnonymousCredentials()
 
 
+_QUERY = re.compile(r"\?[^\s'\")<>]*")
+_NOISE = re.compile(r"\(Caused by .*|<urllib3[^>]*>|HTTPConnectionPool\([^)]*\):?", re.S)
+
+
+def _brief(exc: Exception) -> str:
+    """An error from firebase-admin in a few words: no query strings (they carry the auth
+    override), no urllib3 object dumps."""
+    text = _NOISE.sub("", _QUERY.sub("", str(exc)))
+    text = " ".join(text.split()).strip(" :")
+    return text[:160] or type(exc).__name__
+
+
 def _call(fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except (exceptions.UnauthenticatedError, exceptions.PermissionDeniedError) as exc:
-        raise PermissionDenied(str(exc) or "Permission denied") from None
+        raise PermissionDenied(_brief(exc) or "Permission denied") from None
     except (exceptions.UnavailableError, exceptions.DeadlineExceededError) as exc:
-        raise NetworkError(f"can't reach the database: {exc}") from None
+        raise NetworkError(f"can't reach the database ({_brief(exc)})") from None
     except exceptions.FirebaseError as exc:
         if exc.code == "UNKNOWN" and exc.http_response is None:
-            raise NetworkError(f"can't reach the database: {exc}") from None
+            raise NetworkError(f"can't reach the database ({_brief(exc)})") from None
         status = exc.http_response.status_code if exc.http_response is not None else 0
-        raise RequestError(status, str(exc)) from None
+        raise RequestError(status, _brief(exc)) from None

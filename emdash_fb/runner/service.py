@@ -40,6 +40,24 @@ ALLOWLIST_FRESH_SECONDS = 5.0  # how long a read of /allow is trusted
 REFUSAL_LOG_SECONDS = 300.0  # say "not serving session X" at most this often
 
 
+class FaultLog:
+    """One log line when something starts failing and one when it works again, however many
+    retries lie between (an operator reads faults, not retries)."""
+
+    def __init__(self) -> None:
+        self._failing: set[str] = set()
+
+    def failed(self, what: str, line: str) -> None:
+        if what not in self._failing:
+            self._failing.add(what)
+            log.warning("%s", line)
+
+    def ok(self, what: str, line: str) -> None:
+        if what in self._failing:
+            self._failing.discard(what)
+            log.info("%s", line)
+
+
 class Runner:
     def __init__(
         self,
@@ -71,6 +89,7 @@ class Runner:
         self._refused_logged: dict[str, float] = {}
         self._served_at: dict[str, float] = {}  # sid -> when a turn last started there
         self._work_status = "connecting"
+        self._faults = FaultLog()
         creds = AdminStreamCredentials(db)
         # Our supervised listener (it reconnects with backoff for ever, whatever fails),
         # not firebase-admin's thread, which dies on a failed reconnect.
@@ -107,8 +126,12 @@ class Runner:
                     break
                 try:
                     await self._claim_available()
+                    self._faults.ok("claims", "claiming works again")
                 except FirebaseError as exc:
-                    log.warning("claiming failed: %s (will retry)", for_log(exc))
+                    self._faults.failed(
+                        "claims",
+                        f"claiming failed: {for_log(exc)} (retrying every {self.poll_s:g} s)",
+                    )
         finally:
             self.work.stop()
             with contextlib.suppress(Exception):
@@ -163,9 +186,7 @@ class Runner:
                 await self._drop_work(sid, work)  # gone: nothing there can be answered
                 continue
             except FirebaseError as exc:
-                log.warning(
-                    "checking session %s failed: %s (will retry)", for_log(sid), for_log(exc)
-                )
+                self._faults.failed("claims", f"claiming failed: {for_log(exc)} (will retry)")
                 continue
             try:
                 claim = await self.call(try_claim, self.db, sid, self.settings.lease_s)
@@ -174,9 +195,7 @@ class Runner:
                 await self._drop_work(sid, work)
                 continue
             except FirebaseError as exc:
-                log.warning(
-                    "claiming in session %s failed: %s (will retry)", for_log(sid), for_log(exc)
-                )
+                self._faults.failed("claims", f"claiming failed: {for_log(exc)} (will retry)")
                 continue
             if claim is None:
                 continue
@@ -262,7 +281,7 @@ class Runner:
 
     async def _heartbeat(self) -> None:
         while True:
-            with contextlib.suppress(FirebaseError):
+            try:
                 await self.call(
                     self.db.set,
                     paths.runner(self.db.uid),
@@ -272,5 +291,12 @@ class Runner:
                         "capacity": self.concurrency,
                         "active": len(self.active),
                     },
+                )
+                self._faults.ok("heartbeat", "the heartbeat is written again")
+            except FirebaseError as exc:
+                self._faults.failed(
+                    "heartbeat",
+                    f"can't write the heartbeat: {for_log(exc)} (members see 'agent offline' "
+                    f"after 35 s; retrying every {HEARTBEAT_SECONDS:g} s)",
                 )
             await asyncio.sleep(HEARTBEAT_SECONDS)

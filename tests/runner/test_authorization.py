@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -106,6 +107,7 @@ def test_the_runner_cli_names_itself_without_the_host(
     make_user: MakeUser, rules_emu: ThreadedEmulator
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
+    before = set(owner_get(rules_emu, "runners") or {})
     proc = subprocess.Popen(
         [sys.executable, "-m", "emdash_fb.cli.main", "runner", "--serve", "allowlist"],
         env={**env, **rules_emu.env()},
@@ -115,13 +117,14 @@ def test_the_runner_cli_names_itself_without_the_host(
         start_new_session=True,
     )
     try:
-        runners = wait_for(lambda: owner_get(rules_emu, "runners"), timeout=30)
+        mine = wait_for(lambda: set(owner_get(rules_emu, "runners") or {}) - before, timeout=30)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
-    host, pid = socket.gethostname(), str(proc.pid)
-    for rid in runners:
-        assert host not in rid and pid not in rid, rid
+    host = socket.gethostname()
+    (rid,) = mine
+    assert re.fullmatch(r"runner:r-[0-9a-f]{8}", rid), rid  # random: nothing of the host
+    assert host not in rid
     assert "every owner on the project's allowlist" in out
     assert host not in out.split("ready", 1)[1].splitlines()[0]
 
@@ -165,3 +168,15 @@ def test_admin_commands_manage_the_allowlist(rules_emu: ThreadedEmulator, tmp_pa
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     for kind, value in [("email", "ada@example.com"), ("domain", "corp.example")]:
         assert cli("revoke", f"{kind}:{value}").returncode == 0
+
+
+def test_a_bad_runner_id_is_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EMDASH_FB_", "FIREBASE_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "emdash_fb.cli.main", "runner", "--id", "my.host/1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "--id" in done.stderr

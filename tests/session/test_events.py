@@ -100,3 +100,96 @@ def test_live_updates_one_write_at_a_time() -> None:
         ("posted", "assistant:Hello"),
         ("ended", "done"),
     ]
+
+
+# -- a retried reply starts afresh; the agent's status tells the truth -------------------
+
+
+def attempt(n: int, *chunks: str, state: str = "running", fence: int | None = None) -> dict:
+    return {**running(*chunks, state=state), "attempt": n, "fence": fence or n, "startedAt": 10 * n}
+
+
+def live_text(events: list[ev.Event], mid: str = MID) -> str:
+    """What a member's preview shows at the end: the stream of the latest attempt."""
+    text = ""
+    for e in events:
+        if isinstance(e, ev.TurnStarted) and e.turn.mid == mid:
+            text = ""
+        elif isinstance(e, ev.ReplyDelta) and e.mid == mid:
+            text += e.text
+    return text
+
+
+def test_a_retry_seen_after_a_reconnect_starts_the_stream_afresh() -> None:
+    """The member saw attempt 1 stream, missed its interruption and attempt 2's start, and
+    reconnects to attempt 2's chunks under the same keys: no merge of the two attempts."""
+    d = EventDeriver(SID, "bob")
+    seen = d.update(tree(), 0)
+    seen += d.update(tree(turn=attempt(1, "ann2 asked: ", "hotel café")), 0)
+    resync = d.update(tree(turn=attempt(2, "ann2 asked: ", "hotel caf")), 0)
+    assert [k for k, _ in story(resync)] == ["ended", "started", "delta"]
+    assert story(resync)[0] == ("ended", "interrupted")
+    assert live_text(seen + resync) == "ann2 asked: hotel caf"
+    more = d.update(tree(turn=attempt(2, "ann2 asked: ", "hotel caf", "é, please")), 0)
+    assert live_text(seen + resync + more) == "ann2 asked: hotel café, please"
+    deltas = [e for e in resync + more if isinstance(e, ev.ReplyDelta)]
+    assert {e.attempt for e in deltas} == {2}
+
+
+def test_a_retry_seen_live_starts_afresh_too() -> None:
+    d = EventDeriver(SID, "bob")
+    events = d.update(tree(), 0)
+    for t in (
+        attempt(1, "partial ", "words"),
+        attempt(1, "partial ", "words", state="interrupted"),
+        attempt(2),
+        attempt(2, "the whole"),
+        attempt(2, "the whole", " answer", state="done"),
+    ):
+        events += d.update(tree(turn=t, reply=t["state"] == "done"), 0)
+    assert live_text(events) == "the whole answer"
+    kinds = story(events)
+    assert kinds.count(("started", "alice")) == 2
+    assert ("ended", "interrupted") in kinds and kinds[-1] == ("ended", "done")
+
+
+def with_lock(t: dict, *, lease_until: int, mid: str = MID) -> dict:
+    return {**t, "lock": {"mid": mid, "runner": "runner:r", "fence": 1, "leaseUntil": lease_until}}
+
+
+def agent(events: list[ev.Event]) -> list[str]:
+    return [e.state for e in events if isinstance(e, ev.AgentStatus)]
+
+
+def test_a_running_turn_whose_lease_lapsed_is_stalled() -> None:
+    d = EventDeriver(SID, "bob")
+    d.runner_heartbeat = 1_000
+    assert agent(d.update(with_lock(tree(turn=attempt(1, "hi")), lease_until=30_000), 1_000)) == [
+        "working"
+    ]
+    assert agent(d.tick(31_000)) == []  # within the lease plus its grace
+    assert agent(d.tick(32_500)) == ["stalled"]
+    # a runner claims it again: working
+    back = with_lock(tree(turn=attempt(2, "hi")), lease_until=70_000)
+    assert agent(d.update(back, 40_000)) == ["working"]
+
+
+def test_without_a_fresh_runner_heartbeat_the_agent_is_offline() -> None:
+    d = EventDeriver(SID, "bob")
+    d.runner_heartbeat = 1_000
+    assert agent(d.update(tree(), 2_000)) == ["idle"]
+    assert agent(d.tick(30_000)) == []
+    assert agent(d.tick(40_000)) == ["offline"]
+    d.runner_heartbeat = 39_000
+    assert agent(d.tick(40_000)) == ["idle"]
+
+
+def test_the_server_clock_is_measured_from_our_own_presence() -> None:
+    """Our clock is 5 s behind the server's: a lease that lapsed by the server's clock is
+    stalled although our clock says it hasn't ended."""
+    d = EventDeriver(SID, "bob")
+    t = with_lock(tree(turn=attempt(1, "hi")), lease_until=100_000)
+    t["presence"] = {"bob": {"lastSeen": 103_000}}
+    t["members"]["bob"] = {"name": "bob", "role": "editor", "joinedAt": 1}
+    assert agent(d.update(t, 98_000)) == ["stalled"]
+    assert d.clock_offset_ms == 5_000
