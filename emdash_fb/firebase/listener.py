@@ -60,6 +60,8 @@ T = TypeVar("T")
 KEEP_ALIVE_SECONDS = 30.0  # how often RTDB sends keep-alive events (until the stream says)
 SILENCE_FACTOR = 2.5  # a stream silent for this many keep-alive intervals is dead
 MIN_SILENCE_SECONDS = 1.0  # ... but never less than this
+KEEP_ALIVE_SAMPLES = 5
+MIN_KEEP_ALIVE_GAP = 0.5
 CONNECT_SECONDS = 10.0  # a connection attempt that takes longer is given up
 REFRESH_RETRY_SECONDS = 15.0  # retry a failed early refresh this often, keeping the old stream
 
@@ -146,7 +148,7 @@ class Listener:
         self.on_update = on_update
         self.on_status = on_status
         self.keep_alive = keep_alive  # until learned from the stream (keep-alive to keep-alive)
-        self._learned_keep_alive: float | None = None
+        self._gaps: list[float] = []
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.token_margin = token_margin
@@ -203,9 +205,14 @@ class Listener:
     # -- the reconnect loop ------------------------------------------------------------
 
     def _learn_keep_alive(self, gap: float) -> None:
-        learned = self._learned_keep_alive
-        self._learned_keep_alive = gap if learned is None else max(learned, gap)
-        self.keep_alive = min(KEEP_ALIVE_SECONDS, max(0.05, self._learned_keep_alive))
+        """The largest of the last few keep-alive-to-keep-alive gaps. Gaps under half a
+        second are bytes held back (a stall, a slow network) arriving in a burst, not the
+        server's cadence: they are ignored, so a burst can never shrink the limit until
+        healthy silence looks like death."""
+        if gap < MIN_KEEP_ALIVE_GAP:
+            return
+        self._gaps = [*self._gaps[-(KEEP_ALIVE_SAMPLES - 1) :], gap]
+        self.keep_alive = min(KEEP_ALIVE_SECONDS, max(self._gaps))
 
     @property
     def silence_limit(self) -> float:

@@ -467,3 +467,16 @@ def test_backoff_grows_while_no_token_can_be_had_after_a_live_period(
     rec = asyncio.run(main())
     assert rec.statuses == ["connecting", "live", "reconnecting", "stopped"]
     assert 3 <= len(calls) <= 7  # 0.05 s, 0.1 s, 0.2 s... not 0.05 s forever
+
+
+def test_a_burst_of_held_keep_alives_does_not_shrink_the_silence_limit(
+    target: Target, auth: Auth
+) -> None:
+    listener = Listener(target, auth, "x", lambda u: None, keep_alive=30.0)
+    listener._learn_keep_alive(1.0)
+    assert listener.silence_limit == 2.5
+    for _ in range(10):  # a stall's held keep-alives, delivered at once
+        listener._learn_keep_alive(0.001)
+    assert listener.silence_limit == 2.5
+    listener._learn_keep_alive(1.9)  # a busy moment: the limit grows, never lies short
+    assert listener.silence_limit == 2.5 * 1.9
