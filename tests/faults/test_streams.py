@@ -295,3 +295,76 @@ def test_a_member_who_misses_a_retry_sees_only_the_final_attempts_text(
     posted = [e for e in events if e["event"] == "message" and e.get("reply_to") == mid]
     assert len(posted) == 1 and posted[0]["text"] == final
     assert any(e["event"] == "connection" and e["status"] == "reconnecting" for e in events)
+
+
+def test_the_database_restarts_and_everyone_carries_on(tmp_path: Path) -> None:
+    """The database goes away (stopped, its data exported) and comes back on another port
+    (imported): the runner's work stream and a member's view reconnect through the proxy,
+    and a message sent after the restart is answered and seen once."""
+    from emdash_fb.emulator.config import EmulatorConfig
+    from tests.conftest import RULES
+
+    export = tmp_path / "export"
+
+    def emulator(port: int, *, restore: bool) -> ThreadedEmulator:
+        cfg = EmulatorConfig(rules_path=RULES)
+        cfg.ports = {"database": port, "auth": 0}
+        cfg.export_on_exit = export
+        cfg.import_dir = export if restore else None
+        return ThreadedEmulator(cfg, keep_alive_seconds=1.0)
+
+    first = emulator(0, restore=False).start()
+    with FaultProxy.in_front_of(first.database_host, seed=5) as proxy:
+        env = {**first.env(), "FIREBASE_DATABASE_EMULATOR_HOST": proxy.address}
+        alice = AppContext(profile="alice", env={**env, "XDG_CONFIG_HOME": str(tmp_path / "c")})
+        allow_owner(first.project_id, first.env(), alice.auth.sign_in_anonymous("alice").uid)
+        sid = alice.sessions.share().session
+        log = tmp_path / "runner.log"
+        runner = runner_behind(first, proxy.address, log, "--agent-opt", "rate=0")
+        watched = Watched(alice, sid)
+        second: ThreadedEmulator | None = None
+        try:
+            mid = alice.sessions.send(sid, "before").message
+            wait_for(lambda: mid in replies(alice.sessions.state(sid)), timeout=20)
+            first.stop()  # the database goes away (Auth too: this emulator holds both)
+            time.sleep(3)
+            second = emulator(0, restore=True).start()
+            proxy.set_upstream(("127.0.0.1", int(second.database_host.rsplit(":", 1)[1])))
+            back = time.monotonic()
+            later = wait_for(
+                lambda: _try_send(alice, sid, "after the restart"), timeout=20, every=0.5
+            )
+            wait_for(lambda: later in replies(alice.sessions.state(sid)), timeout=20)
+            live = wait_for(lambda: watched.live_since(back), timeout=10)
+            assert live - back < 2.5  # the view is back within ~2 s of the database
+            wait_for(
+                lambda: any(
+                    isinstance(e, ev.MessagePosted) and e.message.reply_to == later
+                    for _, e in watched.events
+                ),
+                timeout=20,
+            )
+            posted = [
+                e
+                for _, e in watched.events
+                if isinstance(e, ev.MessagePosted) and e.message.id == later
+            ]
+            assert len(posted) == 1
+        finally:
+            watched.stop()
+            os.killpg(runner.pid, signal.SIGTERM)
+            runner.wait(20)
+            if second is not None:
+                second.stop()
+    text = log.read_text()
+    assert "Traceback" not in text, text
+    assert "the work stream is back" in text
+
+
+def _try_send(app: AppContext, sid: str, text: str) -> str | None:
+    from emdash_fb.firebase.errors import FirebaseError
+
+    try:
+        return app.sessions.send(sid, text).message
+    except FirebaseError:
+        return None
