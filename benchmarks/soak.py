@@ -1030,7 +1030,11 @@ class Soak:
         faults_by_watcher = {m.label: proxy_faults(m.proxy, self.rel) for m in self.members}
         restart = self.restart
         db_fault = Fault(
-            restart["down_at"], "database restart", restart["up_at"] - restart["down_at"], ""
+            restart["down_at"],
+            "database restart",
+            restart["up_at"] - restart["down_at"],
+            f"database restart (SIGTERM at {restart['down_at']:.2f} s, back at "
+            f"{restart['up_at']:.2f} s)",
         )
         result = judge(
             final=final,
@@ -1123,10 +1127,12 @@ def proxy_faults(proxy: FaultProxy, rel: Callable[[float], float]) -> list[Fault
             kind = "reset"
         elif (m := STALL_EVENT.match(what)) is not None:
             kind, duration = "stall", float(m.group(1))
+        elif what.startswith("lose_response (chaos)"):
+            kind = "lost response (chaos)"
         elif what.startswith("lose_response"):
-            kind = "lost response"
-        elif what.startswith("cut_request") or what.startswith("cut_stream"):
-            kind = "cut"
+            kind = "lost response (a send's)"
+        elif what.startswith("cut_request"):
+            kind = "cut request (a send's)"
         elif "unreachable" in what:
             kind = "upstream down"
         if kind:
@@ -1425,6 +1431,25 @@ def judge(
             add("long_outages", ep)
     for ep in outage["never_caused_reconnect"][:EVIDENCE_CAP]:
         evidence["absorbed_faults_sample"].append(ep)
+    for ep in outage["episodes"]:
+        if ep["cause"] == "stall not noticed":
+            t = ep["fault_at_s"]
+            add(
+                "stalls_not_noticed",
+                {
+                    **ep,
+                    "earlier_stalls_on_this_proxy": [
+                        f"{f.t:.2f} s {f.detail}"
+                        for f in faults_by_watcher.get(ep["watcher"], [])
+                        if f.kind == "stall" and f.t < t
+                    ],
+                    "connection_events": [
+                        f"{float(e['_t']):.2f} s {e.get('status')}"
+                        for e in watchers.get(ep["watcher"], [])
+                        if e.get("event") == "connection"
+                    ],
+                },
+            )
 
     # -- logs: tracebacks and secrets in URLs
     tracebacks, secrets = scan_logs(logs_dir, add) if logs_dir is not None else (0, 0)
@@ -1482,6 +1507,10 @@ def judge(
         "reply_seconds": summary(reply_seen),
         "retried_turns": sum(1 for t in turns_of.values() if int(t.get("attempt") or 1) > 1),
         "outages": {k: v for k, v in outage.items() if k not in ("never_caused_reconnect",)},
+        "faults_by_watcher": {
+            label: [[round(f.t, 3), f.kind, round(f.duration, 3)] for f in faults]
+            for label, faults in sorted(faults_by_watcher.items())
+        },
         "absorbed_faults": dict(Counter(f["kind"] for f in outage["never_caused_reconnect"])),
         "evidence": dict(evidence),
     }
@@ -1498,12 +1527,41 @@ def summary(vals: Iterable[float]) -> dict[str, Any]:
     }
 
 
+STREAM_KINDS = ("stream reset", "reset", "lost response (chaos)")
+FREEZES = ("stall", "database restart")  # everything on the way is held, or gone
+
+
 def could_cause(f: Fault, down: float) -> bool:
-    """Whether fault ``f`` can explain a reconnect reported at ``down``."""
+    """Whether fault ``f`` explains a watcher's reconnect reported at ``down``.
+
+    A reset (of the stream or of any connection) and a chaos lost response are
+    felt at once; a stall only while it lasts (a silence timeout fires while
+    bytes are held) and only if it is long enough to outlast the silence limit
+    after the last keep-alive; the database restart while it is down. Faults
+    armed for a send (a lost response of its PATCH, a cut request) never touch
+    the stream.
+    """
     if f.t > down + 0.05:
         return False
-    noticed = SILENCE_S if f.kind == "stall" else 0.0  # a reset is felt at once
-    return down <= f.end + noticed + CAUSE_SLACK_S
+    if f.kind in STREAM_KINDS:
+        return down <= f.t + CAUSE_SLACK_S
+    if f.kind == "stall":
+        return f.duration >= SILENCE_S - KEEP_ALIVE_S - 0.1 and down <= f.end + CAUSE_SLACK_S
+    if f.kind == "database restart":
+        return down <= f.end + CAUSE_SLACK_S
+    return False
+
+
+def freeze_start(t: float, faults: list[Fault]) -> tuple[float, float]:
+    """(start, end) of the freeze (stalls, the restart, chained) in effect at ``t``, or (t, t)."""
+    start, end = t, t
+    changed = True
+    while changed:
+        changed = False
+        for f in faults:
+            if f.kind in FREEZES and f.t < start <= f.end + 0.05:
+                start, end, changed = f.t, max(end, f.end), True
+    return start, end
 
 
 def outages(
@@ -1512,7 +1570,10 @@ def outages(
     extra_faults: list[Fault],
     end_s: float,
 ) -> dict[str, Any]:
-    """Each reconnect of each watcher until it is live again, from the fault that caused it."""
+    """What each watcher went through: every reconnect until it was live again, counted from
+    the fault that caused it (from the start of a stall or restart already holding its
+    stream), and every stall longer than the silence limit that it never noticed (its view
+    frozen while it said "live"), counted as the stall's length."""
     episodes: list[dict[str, Any]] = []
     absorbed: list[dict[str, Any]] = []
     for label, events in watchers.items():
@@ -1537,19 +1598,23 @@ def outages(
             spans.append((down, None))
         used: set[int] = set()
         for down, live in spans:
-            # The faults that could have caused it: each began before the reconnect, and
-            # the reconnect came soon after it ended (a stall: within the silence limit).
-            # The outage began with the earliest of them.
             causes = [(i, f) for i, f in enumerate(faults) if could_cause(f, down)]
             start, kind, detail, after_end = down, "unexplained", "", None
             if causes:
-                used.update(i for i, _ in causes)
-                first = min(causes, key=lambda c: c[1].t)[1]
-                start, kind = min(down, first.t), first.kind
+                last = max(causes, key=lambda c: c[1].t)[1]
+                start, frozen_until = freeze_start(min(down, last.t), faults)
+                kind = last.kind
+                if start < last.t or last.kind == "database restart":
+                    kind = next(
+                        (f.kind for f in faults if f.t == start and f.kind in FREEZES), last.kind
+                    )
                 detail = "; ".join(f"{f.t:.2f} s {f.detail}" for _, f in causes)
                 if live is not None:
-                    ended = max(f.end for _, f in causes)
-                    after_end = round(max(0.0, live - max(ended, start)), 3)
+                    after_end = round(max(0.0, live - max(last.end, frozen_until)), 3)
+            # every fault that began during the outage is part of it
+            stop = live if live is not None else end_s
+            used.update(i for i, f in enumerate(faults) if start - 0.05 <= f.t <= stop)
+            used.update(i for i, _ in causes)
             episodes.append(
                 {
                     "watcher": label,
@@ -1563,28 +1628,44 @@ def outages(
                 }
             )
         for i, f in enumerate(faults):
-            # Faults armed for a send, and the proxies' failed connections while the
-            # database was down, are not the stream's: only the rest can be absorbed.
-            sends_or_restart = f.kind in ("cut", "upstream down", "database restart") or (
-                f.kind == "lost response" and "(chaos)" not in f.detail
-            )
-            if i not in used and not sends_or_restart:
+            if i in used or f.kind not in STREAM_KINDS + ("stall",):
+                continue  # faults armed for sends, the restart, failed connects: not the stream's
+            if f.kind == "stall" and f.duration > SILENCE_S + 0.2:
+                episodes.append(
+                    {
+                        "watcher": label,
+                        "cause": "stall not noticed",
+                        "faults": f"{f.t:.2f} s {f.detail}",
+                        "fault_at_s": round(f.t, 3),
+                        "reconnecting_at_s": None,
+                        "live_at_s": None,
+                        "outage_s": round(f.duration, 3),
+                        "after_fault_ended_s": 0.0,
+                        "note": "longer than the silence limit, yet no reconnect: the view "
+                        "was frozen for the whole stall while it said live",
+                    }
+                )
+            else:
                 absorbed.append(
                     {"watcher": label, "kind": f.kind, "at_s": round(f.t, 3), "detail": f.detail}
                 )
-    values = sorted(
-        ep["outage_s"] if ep["outage_s"] is not None else float("inf") for ep in episodes
-    )
+
+    def value(ep: dict[str, Any]) -> float:
+        v = ep["outage_s"]
+        return float("inf") if v is None else float(v)
+
     by_cause: dict[str, list[float]] = defaultdict(list)
     for ep in episodes:
-        by_cause[ep["cause"]].append(ep["outage_s"] if ep["outage_s"] is not None else float("inf"))
-
-    after = sorted(
-        ep["after_fault_ended_s"] for ep in episodes if ep["after_fault_ended_s"] is not None
-    )
+        by_cause[ep["cause"]].append(value(ep))
+    after = [ep["after_fault_ended_s"] for ep in episodes if ep["after_fault_ended_s"] is not None]
+    episodes.sort(key=lambda ep: (ep["watcher"], ep["fault_at_s"]))
     return {
-        **summary(values),
-        "never_live_again": sum(1 for ep in episodes if ep["live_at_s"] is None),
+        **summary(value(ep) for ep in episodes),
+        "reconnects": sum(1 for ep in episodes if ep["reconnecting_at_s"] is not None),
+        "stalls_not_noticed": sum(1 for ep in episodes if ep["cause"] == "stall not noticed"),
+        "never_live_again": sum(
+            1 for ep in episodes if ep["reconnecting_at_s"] is not None and ep["live_at_s"] is None
+        ),
         "by_cause": {k: summary(v) for k, v in sorted(by_cause.items())},
         "after_fault_ended": summary(after),
         "episodes": episodes,
@@ -1684,17 +1765,27 @@ def print_table(report: dict[str, Any]) -> None:
         (
             "outage p50 / p90 / max s",
             _triple(o),
-            f"{o['count']} reconnects of {watchers} watchers, from the fault that caused each; "
+            f"{o['count']} outages of {watchers} watchers: {o['reconnects']} reconnects (from the "
+            f"fault that caused each), {o['stalls_not_noticed']} stalls never noticed; "
             f"{o['never_live_again']} never live again",
         ),
     ]
     for cause, sm in o["by_cause"].items():
-        rows.append((f"  after a {cause}", _triple(sm), f"{sm['count']} reconnects"))
+        what = "a stall longer than the silence limit, frozen yet 'live'"
+        rows.append(
+            (
+                f"  {cause}"
+                if cause in ("unexplained", "stall not noticed")
+                else f"  after a {cause}",
+                _triple(sm),
+                f"{sm['count']} x " + (what if cause == "stall not noticed" else "reconnect"),
+            )
+        )
     rows.append(
         (
             "  from the fault's end",
             _triple(o["after_fault_ended"]),
-            "the same reconnects, counted from the end of their stall or restart",
+            "the reconnects, counted from the end of their stall or restart",
         )
     )
     rows.append(

@@ -139,16 +139,22 @@ def test_outages_run_from_the_fault_that_caused_them() -> None:
         ev(0.5, "connection", status="live"),
         ev(10.02, "connection", status="reconnecting"),  # a stream reset at 10.0
         ev(10.3, "connection", status="live"),
-        ev(22.6, "connection", status="reconnecting"),  # a 3 s stall from 20.0, noticed at 2.5 s
+        ev(22.6, "connection", status="reconnecting"),  # a 3 s stall from 20.0, noticed at 2.6 s
         ev(23.2, "connection", status="live"),
         ev(40.0, "connection", status="reconnecting"),  # nothing explains this one
         ev(40.5, "connection", status="live"),
-        ev(60.0, "connection", status="reconnecting"),  # never live again
+        ev(82.01, "connection", status="reconnecting"),  # a reset during a stall from 80.0
+        ev(83.3, "connection", status="live"),
+        ev(90.0, "connection", status="reconnecting"),  # never live again
     ]
     faults = [
         soak.Fault(10.0, "stream reset", 0.0, "chaos stream reset: conn#3"),
         soak.Fault(20.0, "stall", 3.0, "chaos stall 3.000s"),
         soak.Fault(30.0, "stall", 1.0, "chaos stall 1.000s"),  # too short to notice
+        soak.Fault(45.0, "lost response (a send's)", 0.0, "lose_response: PATCH /.json"),
+        soak.Fault(50.0, "stall", 4.0, "chaos stall 4.000s"),  # never noticed: frozen, "live"
+        soak.Fault(80.0, "stall", 3.0, "chaos stall 3.000s"),
+        soak.Fault(82.0, "reset", 0.0, "chaos reset: conn#9"),
     ]
     o = soak.outages({"w": w}, {"w": faults}, [], 100.0)
     got = [(e["cause"], e["outage_s"], e["after_fault_ended_s"]) for e in o["episodes"]]
@@ -156,10 +162,26 @@ def test_outages_run_from_the_fault_that_caused_them() -> None:
         ("stream reset", 0.3, 0.3),
         ("stall", 3.2, 0.2),
         ("unexplained", 0.5, None),
+        ("stall not noticed", 4.0, 0.0),
+        ("stall", 3.3, 0.3),
         ("unexplained", None, None),
     ]
-    assert o["never_live_again"] == 1 and o["max_s"] == float("inf")
-    assert [f["at_s"] for f in o["never_caused_reconnect"]] == [30.0]
+    assert (o["reconnects"], o["stalls_not_noticed"], o["never_live_again"]) == (5, 1, 1)
+    assert o["max_s"] == float("inf")
+    assert [f["at_s"] for f in o["never_caused_reconnect"]] == [30.0]  # the send's isn't listed
+
+
+def test_a_reconnect_during_the_database_restart_counts_from_its_start() -> None:
+    w = [
+        ev(0.0, "connection", status="connecting"),
+        ev(0.5, "connection", status="live"),
+        ev(60.3, "connection", status="reconnecting"),
+        ev(61.9, "connection", status="live"),
+    ]
+    restart = soak.Fault(60.0, "database restart", 1.2, "database restart")
+    o = soak.outages({"w": w}, {"w": [soak.Fault(60.29, "stream reset", 0.0, "x")]}, [restart], 99)
+    [e] = o["episodes"]
+    assert (e["cause"], e["outage_s"], e["after_fault_ended_s"]) == ("database restart", 1.9, 0.7)
 
 
 def test_logs_are_scanned_for_tracebacks_and_credentials(tmp_path: Path) -> None:
