@@ -77,6 +77,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -460,6 +461,8 @@ class Soak:
         self.send_logs_lock = threading.Lock()
         self.record_lock = threading.Lock()
         self.phase_start = 0.0
+        self.cpu_at_start = 0.0
+        self.cpu_fault_phase = 0.0
         self.wall_minus_mono = time.time() - time.monotonic()
         self.durations: dict[str, float] = {}
         self.phase_end = 0.0
@@ -838,6 +841,7 @@ class Soak:
         pool = cf.ThreadPoolExecutor(self.s.send_workers, thread_name_prefix="send")
         futures: list[cf.Future[SendRecord]] = []
         self.phase_start = mono()
+        self.cpu_at_start = own_cpu_seconds()
         self.start_chaos()
         self.note(
             f"faults on: {len(sends)} sends, {len(kills)} runner kills, "
@@ -869,6 +873,7 @@ class Soak:
             self.note("faults off (every proxy calm, no latency)")
         pool.shutdown(wait=False)
         self.durations["fault_phase_s"] = round(mono() - self.phase_start, 1)
+        self.cpu_fault_phase = round(own_cpu_seconds() - self.cpu_at_start, 1)
         # The sends still running finish now (each is bounded by its own timeout).
         deadline = mono() + self.s.send_timeout_s + 10
         for fut in futures:
@@ -1052,6 +1057,14 @@ class Soak:
         result["watch_lines_unparsed"] = sum(bad_lines.values())
         result["drain"] = drain
         result["durations"] = self.durations
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["cpu"] = {
+            "soak_process_in_fault_phase_s": self.cpu_fault_phase,
+            "soak_process_cpus": round(self.cpu_fault_phase / max(1.0, self.s.seconds), 2),
+            "all_children_s": round(children.ru_utime + children.ru_stime, 1),
+            "note": "the soak process holds every proxy; children: emulators, watchers, "
+            "senders, runners, set-up commands (all reaped by now)",
+        }
         result["database_restart"] = restart
         result["injected"] = self.injected()
         result["timeline"] = [(self.rel(t), what) for t, what in self.timeline]
@@ -1090,6 +1103,11 @@ class Soak:
             ],
             "database_restarts": 1,
         }
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def armed_faults_fired(proxy: FaultProxy) -> int:
@@ -1457,6 +1475,7 @@ def judge(
     # -- how long people waited: the send command, and the reply at the sender's own screen
     first_text: list[float] = []
     reply_seen: list[float] = []
+    waits: list[tuple[float, SendRecord]] = []
     for rec in sends:
         if rec.exit != 0 or not rec.message:
             continue
@@ -1473,6 +1492,20 @@ def judge(
         ]
         first_text.append(min(deltas) - rec.start_s if deltas else float("inf"))
         reply_seen.append(min(final_seen) - rec.start_s if final_seen else float("inf"))
+        waits.append((reply_seen[-1], rec))
+    for wait, rec in sorted(waits, key=lambda w: -w[0])[:5]:
+        turn = turns_of.get(rec.message or "") or {}
+        add(
+            "slowest_replies",
+            {
+                "message": rec.message,
+                "watcher": rec.member,
+                "sent_at_s": rec.start_s,
+                "reply_seen_after_s": round(wait, 3),
+                "attempts": turn.get("attempt"),
+                "runner_log": runner_lines(rec.message or "-"),
+            },
+        )
 
     answered_done = sum(
         1 for q in user if (turns_of.get(q) or {}).get("state") == "done" and reply_count[q]
@@ -1507,6 +1540,10 @@ def judge(
         "reply_seconds": summary(reply_seen),
         "retried_turns": sum(1 for t in turns_of.values() if int(t.get("attempt") or 1) > 1),
         "outages": {k: v for k, v in outage.items() if k not in ("never_caused_reconnect",)},
+        "sends_made": [
+            {k: v for k, v in vars(rec).items() if k != "text"} | {"text": rec.text[:40]}
+            for rec in sorted(sends, key=lambda r: r.n)
+        ],
         "faults_by_watcher": {
             label: [[round(f.t, 3), f.kind, round(f.duration, 3)] for f in faults]
             for label, faults in sorted(faults_by_watcher.items())
@@ -1610,7 +1647,16 @@ def outages(
                     )
                 detail = "; ".join(f"{f.t:.2f} s {f.detail}" for _, f in causes)
                 if live is not None:
-                    after_end = round(max(0.0, live - max(last.end, frozen_until)), 3)
+                    # recovery: from the end of the last fault that hit before it was live
+                    ended = max(
+                        [last.end, frozen_until]
+                        + [
+                            f.end
+                            for f in faults
+                            if f.kind in STREAM_KINDS + FREEZES and start <= f.t < live
+                        ]
+                    )
+                    after_end = round(max(0.0, live - ended), 3)
             # every fault that began during the outage is part of it
             stop = live if live is not None else end_s
             used.update(i for i, f in enumerate(faults) if start - 0.05 <= f.t <= stop)
@@ -1839,6 +1885,15 @@ def print_table(report: dict[str, Any]) -> None:
             "durations s",
             f"{d.get('fault_phase_s')} + {d.get('drain_s')} + {d.get('settle_s')}",
             f"faults + drain + settle; set-up {d.get('setup_s')}",
+        )
+    )
+    cpu = r["cpu"]
+    rows.append(
+        (
+            "CPU s",
+            f"{cpu['soak_process_in_fault_phase_s']} + {cpu['all_children_s']}",
+            f"the soak process (proxies) during the faults ({cpu['soak_process_cpus']} CPUs), "
+            "+ all its children over the whole run",
         )
     )
     print_rows(rows, ("measure", "value", "note"))
