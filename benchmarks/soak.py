@@ -71,6 +71,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
+import datetime as dt
 import heapq
 import itertools
 import json
@@ -193,6 +194,7 @@ VOCAB = [
     "shard",
 ]
 SECRET_URL = re.compile(r"[?&](auth|auth_variable_override|access_token)=")
+READY_LINE = re.compile(r"^(\S+ \S+) runner \S+ ready \(agent ", re.M)
 TURN_LINE = re.compile(
     r"turn (\S+)/(\S+) by .*?: (\w+) in [\d.]+s, (\d+) chars, (\d+) chunks, attempt (\d+)"
 )
@@ -265,17 +267,22 @@ class Children:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._procs: list[subprocess.Popen[Any]] = []
+        self._closed = False
 
     def popen(self, args: list[str], **kwargs: Any) -> subprocess.Popen[Any]:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("start_new_session", True)  # Ctrl-C reaches us; we stop them
-        proc: subprocess.Popen[Any] = subprocess.Popen(args, **kwargs)
-        with self._lock:
+        with self._lock:  # never one more after stop_all()
+            if self._closed:
+                raise RuntimeError("the soak is stopping: no new processes")
+            proc: subprocess.Popen[Any] = subprocess.Popen(args, **kwargs)
             self._procs.append(proc)
         return proc
 
     def stop_all(self) -> None:
+        """SIGTERM every child still running, then SIGKILL what is left after 10 s."""
         with self._lock:
+            self._closed = True
             procs = [p for p in self._procs if p.poll() is None]
         for p in procs:
             signal_group(p, signal.SIGTERM)
@@ -452,6 +459,7 @@ class Soak:
         self.sends: list[SendRecord] = []
         self.timeline: list[tuple[float, str]] = []  # (monotonic, what the soak did)
         self.db: DatabaseProcess | None = None
+        self.servers: list[ChildServer] = []  # every emulator process started
         self.db_generation = 0
         self.auth: AuthProcess | None = None
         self.db_host = ""
@@ -542,7 +550,9 @@ class Soak:
                 }
             )
         )
-        self.auth = AuthProcess(self.logs).start(self.db_config)
+        self.auth = AuthProcess(self.logs)
+        self.servers.append(self.auth)
+        self.auth.start(self.db_config)
         self.db = self.start_database(None)
         self.db_host = self.db.host_port
         # A restart comes back on the same port.
@@ -555,7 +565,12 @@ class Soak:
         self.db_generation += 1
         export = self.workdir / f"export-{self.db_generation}"
         db = DatabaseProcess(self.logs, self.db_generation)
-        return db.start(self.db_config, import_dir, export)
+        self.servers.append(db)
+        db.start(self.db_config, import_dir, export)
+        if self.stopping.is_set():  # close() ran meanwhile: don't leave this one behind
+            db.stop()
+            raise RuntimeError("the soak is stopping")
+        return db
 
     def make_members(self) -> None:
         s = self.s
@@ -1007,10 +1022,13 @@ class Soak:
     def close(self) -> None:
         self.stopping.set()
         self.children.stop_all()
-        for db in (self.db, self.auth):
-            if db is not None:
-                with contextlib.suppress(Exception):
-                    db.stop()
+        deadline = mono() + 15  # a database restart in flight finishes (or gives up) first
+        for t in self._bg:
+            t.join(max(0.1, deadline - mono()))
+        self.children.stop_all()  # a runner a restart may have started meanwhile
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                server.stop()
         for p in self.member_proxies + self.runner_proxies:
             with contextlib.suppress(Exception):
                 p.stop()
@@ -1041,8 +1059,16 @@ class Soak:
             f"database restart (SIGTERM at {restart['down_at']:.2f} s, back at "
             f"{restart['up_at']:.2f} s)",
         )
+        alive = []
+        for r in self.runners:
+            m = READY_LINE.search(runner_logs[r.rid])
+            if m is not None:
+                wall = dt.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                ready = self.rel(wall - self.wall_minus_mono)
+                alive.append((ready, r.stopped_s if r.stopped_s is not None else float("inf")))
         result = judge(
             final=final,
+            runners_alive=alive,
             work=work,
             sends=self.sends,
             watchers=watchers,
@@ -1208,6 +1234,7 @@ def judge(
     extra_faults: list[Fault],
     logs_dir: Path | None,
     end_s: float,
+    runners_alive: list[tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Every figure and its evidence, from the sends, the watchers' lines, the runner logs and
     the final database."""
@@ -1442,6 +1469,25 @@ def judge(
                     {"watcher": label, "message": mid, "events": watcher_lines(label, mid)[-12:]},
                 )
 
+    # -- "agent offline" while a runner was up (ready, not yet stopped)
+    false_offline = 0
+    for label, events in watchers.items():
+        for e in events:
+            if e.get("event") != "agent" or e.get("state") != "offline":
+                continue
+            t = float(e["_t"])
+            up = [(a, b) for a, b in runners_alive or [] if a <= t <= b]
+            if up:
+                false_offline += 1
+                add(
+                    "agent_offline_while_a_runner_was_up",
+                    {
+                        "watcher": label,
+                        "at_s": round(t, 3),
+                        "runners_up_since_s": [a for a, _ in up],
+                    },
+                )
+
     # -- outages
     outage = outages(watchers, faults_by_watcher, extra_faults, end_s)
     for ep in outage["episodes"]:
@@ -1533,6 +1579,7 @@ def judge(
         "checked": dict(checked),
         "false_errors": false_errors,
         "missed": missed,
+        "agent_offline_while_up": false_offline,
         "tracebacks": tracebacks,
         "secret_urls": secrets,
         "send_seconds": summary(r.end_s - r.start_s for r in sends if r.exit is not None),
@@ -1804,6 +1851,11 @@ def print_table(report: dict[str, Any]) -> None:
         ),
         ("missed by a watcher", str(r["missed"]), "(watcher, stored message) pairs never shown"),
         (
+            "'agent offline' while one was up",
+            str(r["agent_offline_while_up"]),
+            "agent events saying offline while a runner process was ready and not stopped",
+        ),
+        (
             "replies",
             str(r["replies"]),
             f"{r['replies_done']} done, {r['retried_turns']} needed more than one attempt",
@@ -1934,6 +1986,7 @@ def checks(r: dict[str, Any]) -> list[dict[str, Any]]:
             ("stored messages a watcher never showed (check)", "missed"),
             ("failed replies (check)", "failed"),
             ("watchers never live again (check)", "never_live"),
+            ("'agent offline' shown while a runner was up (check)", "agent_offline_while_up"),
         )
     ]
 

@@ -192,3 +192,15 @@ def test_logs_are_scanned_for_tracebacks_and_credentials(tmp_path: Path) -> None
     assert soak.scan_logs(tmp_path, lambda kind, item: found.append((kind, item))) == (1, 1)
     line = next(item["line"] for kind, item in found if kind == "secret_urls")
     assert "SECRET" not in line and "auth=<redacted>" in line
+
+
+def test_agent_offline_counts_only_while_a_runner_was_up() -> None:
+    w = [
+        ev(-1.0, "agent", state="offline"),  # before any runner was ready: true
+        ev(5.0, "agent", state="offline"),  # one was up since 0: false
+        ev(6.0, "agent", state="working", message="m1"),
+        ev(30.0, "agent", state="offline"),  # the only one stopped at 20: true
+    ]
+    r = judge({"w": w}, runners_alive=[(0.0, 20.0)])
+    assert r["agent_offline_while_up"] == 1
+    assert r["evidence"]["agent_offline_while_a_runner_was_up"][0]["at_s"] == 5.0
