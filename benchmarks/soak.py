@@ -432,7 +432,7 @@ class RunnerProc:
     rid: str
     proc: subprocess.Popen[Any]
     log_path: Path
-    started_s: float
+    started_mono: float
     stopped_how: str = ""
     stopped_s: float | None = None
     exited_s: float | None = None
@@ -658,7 +658,7 @@ class Soak:
                 stdout=logf,
                 stderr=subprocess.STDOUT,
             )
-        r = RunnerProc(slot, rid, proc, log_path, self.rel(mono()))
+        r = RunnerProc(slot, rid, proc, log_path, mono())
         self.runners.append(r)
         self.runner_current[slot] = r
         return r
@@ -1119,7 +1119,7 @@ class Soak:
             "runner_processes": [
                 {
                     "id": r.rid,
-                    "started_s": r.started_s,
+                    "started_s": self.rel(r.started_mono),
                     "stopped": r.stopped_how,
                     "stopped_s": r.stopped_s,
                     "exited_s": r.exited_s,
