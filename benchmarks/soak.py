@@ -54,15 +54,20 @@ judge):
 - **tracebacks**: "Traceback" anywhere in any process's output;
 - **outages**: per watcher, each time it reported ``connection: reconnecting``
   until its next ``connection: live``, measured from the fault that caused it
-  when there is one (the proxy's event, or the database restart), else from
-  the ``reconnecting`` line; faults that caused no reconnect are counted
-  apart (a stall shorter than the 2.5 s silence limit only delays bytes);
+  when there is one (the proxy's event, or the database restart; from the
+  start of a stall or restart already holding the stream), else from the
+  ``reconnecting`` line; a stall longer than the 2.5 s silence limit that
+  the watcher never noticed is an outage of the stall's length (the view was
+  frozen while it said live); other faults that caused no reconnect are
+  counted apart (a shorter stall only delays bytes);
 - **secrets in logs**: lines with ``?auth=``, ``auth_variable_override=`` or
   ``access_token=`` in any output;
-- **missed**: (watcher, stored message) pairs the watcher never showed.
+- **missed**: (watcher, stored message) pairs the watcher never showed;
+- **agent offline while one was up**: ``agent: offline`` events while a
+  runner process was ready (its log's ready line) and not yet stopped.
 
-    .venv/bin/python benchmarks/soak.py            # full, ~4.5 min; writes results/soak.json
-    .venv/bin/python benchmarks/soak.py --quick    # smoke, ~1.5 min
+    .venv/bin/python benchmarks/soak.py            # full, ~2.5 min; writes results/soak.json
+    .venv/bin/python benchmarks/soak.py --quick    # smoke, ~1 min
     .venv/bin/python benchmarks/soak.py --seconds 300 --seed 7 --logs /tmp/soak-logs
 """
 
