@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import statistics
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -205,14 +206,17 @@ class Listener:
     # -- the reconnect loop ------------------------------------------------------------
 
     def _learn_keep_alive(self, gap: float) -> None:
-        """The largest of the last few keep-alive-to-keep-alive gaps. Gaps under half a
-        second are bytes held back (a stall, a slow network) arriving in a burst, not the
-        server's cadence: they are ignored, so a burst can never shrink the limit until
-        healthy silence looks like death."""
+        """The median of the last few keep-alive-to-keep-alive gaps.
+
+        A stall distorts them both ways: the keep-alives it held arrive in a burst
+        (gaps near 0, ignored: under half a second is never the server's cadence, so
+        healthy silence can't come to look like death), and the first of them arrives
+        a whole stall after the one before (one long gap, outvoted by the median, so
+        one hiccup can't make the next stall go unnoticed)."""
         if gap < MIN_KEEP_ALIVE_GAP:
             return
         self._gaps = [*self._gaps[-(KEEP_ALIVE_SAMPLES - 1) :], gap]
-        self.keep_alive = min(KEEP_ALIVE_SECONDS, max(self._gaps))
+        self.keep_alive = min(KEEP_ALIVE_SECONDS, statistics.median(self._gaps))
 
     @property
     def silence_limit(self) -> float:

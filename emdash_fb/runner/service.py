@@ -90,6 +90,7 @@ class Runner:
         self._served_at: dict[str, float] = {}  # sid -> when a turn last started there
         self._work_status = "connecting"
         self._faults = FaultLog()
+        self._finished: set[str] = set()  # mids whose turn this runner ended (work entry deleted)
         creds = AdminStreamCredentials(db)
         # Our supervised listener (it reconnects with backoff for ever, whatever fails),
         # not firebase-admin's thread, which dies on a failed reconnect.
@@ -161,6 +162,10 @@ class Runner:
             work = self.work.mirror or {}  # what the stream shows: no read per pass
         else:
             work = await self.call(self.db.get, "work") or {}
+        # Entries of turns this runner just finished may still be in the stream's copy:
+        # they are gone from the database, not work to claim.
+        self._finished &= work.keys()
+        work = {mid: entry for mid, entry in work.items() if mid not in self._finished}
         by_session: dict[str, float] = {}
         for entry in work.values():
             if isinstance(entry, dict) and isinstance(entry.get("sid"), str):
@@ -255,6 +260,8 @@ class Runner:
         finally:
             self.active.pop(turn.sid, None)
             self._wake.set()  # the session may have more queued
+        if outcome.state in ("done", "failed", "cancelled"):  # its finish deleted the work entry
+            self._finished.add(turn.mid)
         log.info(
             "turn %s/%s by %s: %s in %.1fs, %d chars, %d chunks, attempt %d%s",
             for_log(turn.sid),

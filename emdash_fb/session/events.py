@@ -296,14 +296,17 @@ class EventDeriver:
         turns = as_dict(tree.get("turns"))
         lock = Lock.parse(tree.get("lock"))
         server_now = self.server_now(now_ms)
+        last_turn = 0  # a runner's writes prove it alive as well as its heartbeat does
         for mid, raw in turns.items():
-            if as_dict(raw).get("state") == "running":
+            d = as_dict(raw)
+            if d.get("state") == "running":
                 turn = Turn.parse(mid, raw)
                 if stalled(turn, lock, server_now):
                     return AgentStatus("stalled", mid)
                 return AgentStatus("working", mid)
+            last_turn = max(last_turn, _int(d.get("endedAt"), 0), _int(d.get("startedAt"), 0))
         beat = self.runner_heartbeat
-        if beat is not None and server_now - beat > RUNNER_FRESH_MS:
+        if beat is not None and server_now - max(beat, last_turn) > RUNNER_FRESH_MS:
             return AgentStatus("offline")
         return AgentStatus("idle")
 

@@ -193,3 +193,14 @@ def test_the_server_clock_is_measured_from_our_own_presence() -> None:
     t["members"]["bob"] = {"name": "bob", "role": "editor", "joinedAt": 1}
     assert agent(d.update(t, 98_000)) == ["stalled"]
     assert d.clock_offset_ms == 5_000
+
+
+def test_a_runner_that_just_answered_is_not_offline() -> None:
+    """The view read /runners before any runner started (no heartbeat); a turn that ended a
+    moment ago proves a runner is alive until the next read says so too."""
+    d = EventDeriver(SID, "bob")
+    d.runner_heartbeat = 0
+    done = {**attempt(1, "hi", state="done"), "endedAt": 50_000}
+    assert agent(d.update(tree(turn=done, reply=True), 50_500)) == ["idle"]
+    assert agent(d.tick(80_000)) == []
+    assert agent(d.tick(90_000)) == ["offline"]  # 40 s of nothing: gone for all we know
