@@ -530,12 +530,15 @@ Runners never hold a membership.
                 """
 A display name that identifies: no control, format or invisible characters,
 no leading, trailing or doubled spaces, and claimed by this uid under its
-look-alike key in names/ (so no two members' names look the same).
+look-alike key in names/ (so no two members' names look the same). Rename:
+the member themself, OPEN, claiming the new name in the same write (the old
+claim stays theirs: the history shows it).
 """,
                 {
+                    ".write": f"{SIGNED_IN} && $uid === auth.uid && data.exists() && {OPEN}",
                     ".validate": all_of(
                         NAME_OK, f"{NV(3, 'names/{' + fold('newData.val()') + '}')} === $uid"
-                    )
+                    ),
                 },
             ),
             "role": C(
@@ -1052,6 +1055,30 @@ cancels its stalled turn (whose own rules check who may).
     },
 )
 
+USERS = C(
+    """
+Each user's own index of the sessions they are in (`emdash-fb sessions`, and
+renaming everywhere): users/<uid>/sessions/<sid> = {at}. Only that user reads
+or writes it; an entry is created only for a session the user is a member of
+after the write (share and join write it together), and may be deleted at
+any time (leave).
+""",
+    {
+        "$uid": {
+            ".read": f"{SIGNED_IN} && auth.uid === $uid",
+            "sessions": {
+                "$sid": {
+                    ".write": f"{SIGNED_IN} && auth.uid === $uid && {NOT_RUNNER} && (!newData.exists() || {R('sessions/{$sid}/members/{$uid}', 'newData.parent().parent().parent().parent()')}.exists())",
+                    ".validate": f"$sid.matches({PUSHID}) && newData.hasChildren(['at'])",
+                    "at": NOW,
+                    "$other": {".validate": False},
+                }
+            },
+            "$other": {".validate": False},
+        }
+    },
+)
+
 RUNNERS = C(
     'Signed-in users see which runners are alive ("agent offline").',
     {
@@ -1113,6 +1140,7 @@ def tree() -> dict[str, Any]:
             "invites": INVITES,
             "sessions": sessions_rules(),
             "work": WORK,
+            "users": USERS,
             "runners": RUNNERS,
         }
     }

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import socket
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,8 @@ from typing import Any
 import typer
 
 from .commands import ctx_of
+from .identity_cmd import adopt_name
+from .joinline import join_command
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "rules" / "database.rules.json"
 
@@ -23,16 +23,38 @@ def chat(
     ctx: typer.Context,
     join: str | None = typer.Option(None, "--join", help="Join a session by invite code."),
     share: bool = typer.Option(False, "--share", help="Start a new session already shared."),
-    name: str | None = typer.Option(None, "--name", help="Your display name (new identity)."),
+    name: str | None = typer.Option(
+        None, "--name", help="Your display name (a rename when signed in: same identity)."
+    ),
 ) -> None:
     """Talk with the agent and each other in a shared session."""
     from .repl import ChatRepl
 
     app = ctx_of(ctx)
-    if name and app.auth.current().name != name:
-        app.auth.sign_in_anonymous(name)
+    preflight(app)
+    if name:
+        for note in adopt_name(app, name):
+            typer.echo(note, err=True)
     repl = ChatRepl(app, join=join, resume=app.session_override, share=share)
     raise typer.Exit(asyncio.run(repl.run()))
+
+
+def preflight(app: Any) -> None:
+    """Fail fast, in one line that names the fix, when nothing answers: before the REPL,
+    not as a prompt that sits at 'connecting…' for ever."""
+    from ..firebase.errors import NetworkError
+
+    target = app.target  # ConfigError: says what to set (and `make demo`)
+    try:
+        app.auth.current()
+        app.sessions.my_session_ids()
+    except NetworkError as exc:
+        fix = (
+            "is the emulator running? start it with `emdash-fb emulators start` (or `make demo`)"
+            if target.is_emulator
+            else "check the network and the project's settings (`emdash-fb config show`)"
+        )
+        raise NetworkError(f"{exc}: {fix}") from None
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -102,25 +124,19 @@ def demo(ctx: typer.Context) -> None:
     app = ctx_of(ctx)
     app.env = dict(os.environ)
     _allow_demo_owner(cfg.project_id, app)
-    exe = shutil.which("emdash-fb") or (
-        sys.argv[0]
-        if Path(sys.argv[0]).name == "emdash-fb"
-        else f"{sys.executable} -m emdash_fb.cli.main"
-    )
+    from rich.text import Text
+
     banner: list[Any] = [
         "emdash-fb demo: bundled emulator "
         f"({env['FIREBASE_DATABASE_EMULATOR_HOST']}), offline echo agent (log: {log_file})",
     ]
     repl = ChatRepl(app, share=True)
-    original = repl.show_invite
 
     def show_invite(code: str) -> None:
-        original(code)
-        repl.out(
-            "In a second terminal, join with:\n  "
-            + " ".join(f"{k}={v}" for k, v in env.items())
-            + f" {exe} --profile guest chat --name guest --join {code}"
-        )
+        repl.out(Text.assemble(Text("invite code: ", style="bold"), Text(code, style="bold green")))
+        # Plain print, not rich: one unbroken line that works pasted into any shell.
+        line = join_command(app.target, code, profile="guest", name="guest")
+        print(f"In a second terminal, from any folder, run:\n{line}", flush=True)
 
     repl.show_invite = show_invite  # type: ignore[method-assign]
     for line in banner:

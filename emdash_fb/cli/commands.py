@@ -1,4 +1,4 @@
-"""Scriptable commands: login, whoami, token, share, join, who, send, history, cancel, leave, config.
+"""Scriptable commands: share, join, who, sessions, send, history, cancel, leave, config.
 
 Each takes ``--json`` and then prints exactly one JSON document on stdout.
 User mistakes exit non-zero with one line on stderr (see ``main.run_guarded``).
@@ -97,57 +97,6 @@ class ReplyPrinter:
             self.column += w
         sys.stdout.write("".join(out))
         sys.stdout.flush()
-
-
-def login(
-    ctx: typer.Context,
-    email: str | None = typer.Option(None, "--email", help="Sign in with email/password."),
-    password: str | None = typer.Option(None, "--password", help="Password (prompted if omitted)."),
-    create: bool = typer.Option(False, "--create", help="Create the email account."),
-    name: str | None = typer.Option(None, "--name", help="Display name (default: your OS user)."),
-    as_json: bool = JsonOpt,
-) -> None:
-    """Sign in (anonymously unless --email) and save the credentials for this profile."""
-    app = ctx_of(ctx)
-    if email:
-        if password is None:
-            password = typer.prompt("Password", hide_input=True)
-        ident = app.auth.sign_in_email(email, password, create=create, name=name)
-    else:
-        ident = app.auth.sign_in_anonymous(name)
-    emit(
-        {"uid": ident.uid, "name": ident.name, "provider": ident.provider, "profile": app.profile},
-        as_json,
-        f"signed in as {one_line(ident.name)} ({ident.provider}, uid {ident.uid}) on profile {app.profile}",
-    )
-
-
-def whoami(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """Show who this profile is signed in as (signs in anonymously the first time)."""
-    app = ctx_of(ctx)
-    ident = app.auth.current()
-    session = app.store.get_state("session")
-    emit(
-        {
-            "uid": ident.uid,
-            "name": ident.name,
-            "provider": ident.provider,
-            "email": ident.email,
-            "profile": app.profile,
-            "session": session,
-            "target": app.target.describe(),
-        },
-        as_json,
-        f"{one_line(ident.name)} ({ident.provider}) uid {ident.uid}\n"
-        f"profile {app.profile}, session {session or '-'}\n{app.target.describe()}",
-    )
-
-
-def token(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """Print a fresh ID token (for poking at the database with curl)."""
-    app = ctx_of(ctx)
-    tok = app.auth.fresh_token()
-    emit({"token": tok}, as_json, tok)
 
 
 def share(
@@ -347,6 +296,30 @@ def cancel(
     emit({"message": message, "outcome": outcome}, as_json, f"{message}: {outcome}")
 
 
+def sessions(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
+    """List the sessions you're in: title, owner, your role, members, last activity, state."""
+    app = ctx_of(ctx)
+    mine = app.sessions.my_sessions()
+    current = app.store.get_state("session")
+    lines = []
+    for s in mine:
+        mark = "*" if s.session == current else " "
+        if s.status in ("removed", "gone"):
+            what = "removed by its owner" if s.status == "removed" else "no longer there"
+            lines.append(f"{mark} {s.session}  {what}")
+            continue
+        title = one_line(s.title) or "(untitled)"
+        lines.append(
+            f"{mark} {s.session}  {title}  owner {one_line(s.owner)}  you: {s.role}  "
+            f"{s.members} members  last active {_clock(s.last_activity)}  {s.status}"
+        )
+    emit(
+        [s.to_json() for s in mine],
+        as_json,
+        "\n".join(lines) or "(no sessions yet: `emdash-fb chat` starts one)",
+    )
+
+
 def leave(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Leave the current session."""
     app = ctx_of(ctx)
@@ -361,15 +334,33 @@ config_app = typer.Typer(help="Show configuration.", no_args_is_help=True)
 
 @config_app.command("show")
 def config_show(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
-    """Show the Firebase target and where this profile's files live."""
+    """Show the Firebase target and where this profile's files live (also what is missing)."""
+    from ..firebase.errors import ConfigError
+    from ..firebase.target import CONFIG_FILE, ENV_VARS, config_dir
+
     app = ctx_of(ctx)
-    t = app.target
-    data = {
-        "project_id": t.project_id,
-        "database_url": t.database_url,
-        "database_emulator": t.database_emulator,
-        "auth_emulator": t.auth_emulator,
+    config_file = config_dir(app.env) / CONFIG_FILE
+    data: dict[str, Any] = {
         "profile": app.profile,
-        "credentials_file": str(app.store.path),
+        "config_file": f"{config_file}{'' if config_file.exists() else ' (none)'}",
+        "environment": {k: app.env[k] for k in ENV_VARS if app.env.get(k)},
     }
-    emit(data, as_json, "\n".join(f"{k}: {v if v is not None else '-'}" for k, v in data.items()))
+    try:
+        t = app.target
+    except ConfigError as exc:
+        data.update(configured=False, problem=str(exc))
+    else:
+        data.update(
+            configured=True,
+            project_id=t.project_id,
+            database_url=t.database_url,
+            database_emulator=t.database_emulator,
+            auth_emulator=t.auth_emulator,
+            credentials_file=str(app.store.path),
+        )
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        lines.append(f"{key}: {value if value is not None else '-'}")
+    emit(data, as_json, "\n".join(lines))

@@ -115,6 +115,69 @@ class Auth:
             self.store.save(ident)
             return ident
 
+    # -- changing who you are, without losing it ------------------------------------------
+
+    def rename(self, name: str) -> Identity:
+        """The same account (same uid) under a new display name, saved."""
+        display = clean_name(name)
+        with self._lock:
+            ident = self.current()
+            self._set_display_name(ident.id_token, display)
+            renamed = replace(ident, name=display)
+            self.store.save(renamed)
+            return renamed
+
+    def link_email(self, email: str, password: str) -> Identity:
+        """Give the signed-in (anonymous) account an email and password, keeping its uid,
+        so it can be signed into again from anywhere (Identity Toolkit ``accounts:update``)."""
+        with self._lock:
+            ident = self.current()
+            reply = self._call(
+                self._post,
+                "https://identitytoolkit.googleapis.com/v1/accounts:update",
+                {
+                    "idToken": ident.id_token,
+                    "email": email,
+                    "password": password,
+                    "returnSecureToken": True,
+                },
+            )
+            if reply.get("localId") not in (None, ident.uid):
+                raise AuthError("linking failed: the server answered for another user")
+            id_token = reply.get("idToken") or ident.id_token
+            linked = replace(
+                ident,
+                provider="password",
+                email=reply.get("email") or email.lower(),
+                id_token=id_token,
+                refresh_token=reply.get("refreshToken") or ident.refresh_token,
+                expires_at=token_expiry(id_token, _float(reply.get("expiresIn"))),
+            )
+            self.store.save(linked)
+            return linked
+
+    def saved(self) -> Identity | None:
+        """The identity this profile has saved (no sign-in, no network)."""
+        return self.store.load()
+
+    def sign_out(self) -> Identity | None:
+        """Forget this profile's saved identity; returns what was forgotten."""
+        with self._lock:
+            ident = self.store.load()
+            self.store.forget()
+            return ident
+
+    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(
+            f"{url}?key={self.target.api_key}",
+            json=body,
+            headers={"content-type": "application/json; charset=UTF-8"},
+        )
+        if response.status_code >= 400:
+            raise requests.HTTPError(requests.HTTPError(response=response), response.text)
+        reply = response.json()
+        return reply if isinstance(reply, dict) else {}
+
     # -- staying signed in -------------------------------------------------------------
 
     def current(self, *, min_valid: float | None = None) -> Identity:

@@ -39,6 +39,8 @@ ENV_DATABASE_URL = "EMDASH_FB_DATABASE_URL"
 ENV_PROJECT_ID = "EMDASH_FB_PROJECT_ID"
 ENV_DATABASE_EMULATOR = "FIREBASE_DATABASE_EMULATOR_HOST"
 ENV_AUTH_EMULATOR = "FIREBASE_AUTH_EMULATOR_HOST"
+#: Every variable that says which project to talk to.
+ENV_VARS = (ENV_DATABASE_EMULATOR, ENV_AUTH_EMULATOR, ENV_PROJECT_ID, ENV_DATABASE_URL, ENV_API_KEY)
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$")
 
@@ -112,9 +114,10 @@ def resolve_target(env: Mapping[str, str] = os.environ) -> Target:
         missing.append(f"{ENV_API_KEY} (your web API key)")
     if missing:
         raise ConfigError(
-            f"no Firebase project configured: set {' and '.join(missing)}, or save your web app "
-            f"config as {config_dir(env) / CONFIG_FILE}, or set {ENV_DATABASE_EMULATOR} and "
-            f"{ENV_AUTH_EMULATOR} to use the emulators"
+            "no Firebase project configured: to try it locally run `make demo` (or "
+            f"`emdash-fb emulators start` and set the {ENV_DATABASE_EMULATOR} and "
+            f"{ENV_AUTH_EMULATOR} it prints); for a real project set {' and '.join(missing)} "
+            f"or save your web app config as {config_dir(env) / CONFIG_FILE}"
         )
     assert database_url is not None and api_key is not None
     database_url = _check_database_url(database_url)

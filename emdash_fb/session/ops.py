@@ -31,6 +31,7 @@ from .errors import (
     NotAllowed,
     NotMember,
     SessionClosed,
+    SessionError,
     SessionFull,
     TooManyWaiting,
 )
@@ -77,6 +78,39 @@ class Joined:
 class Sent:
     message: str
     position: int
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One of my sessions, for ``emdash-fb sessions``: what it is and where I stand in it."""
+
+    session: str
+    title: str
+    owner: str  # the owner's name
+    role: str  # owner | editor | viewer | removed | gone
+    members: int
+    last_activity: int
+    status: str  # open | closed | removed | gone
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "title": self.title,
+            "owner": self.owner,
+            "role": self.role,
+            "members": self.members,
+            "last_activity": self.last_activity,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """What a rename did in one session: ``renamed``, ``taken`` (kept the old name) or
+    ``skipped`` (closed, or no longer a member)."""
+
+    session: str
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -163,6 +197,7 @@ class SessionClient:
                 "joinedAt": SERVER_TIMESTAMP,
             },
             paths.name_claim(sid, names.name_key(name)): me.uid,
+            paths.my_session(me.uid, sid): {"at": SERVER_TIMESTAMP},
         }
         if invite:
             meta.update(inviteCode=code, inviteExpiresAt=expires)
@@ -230,6 +265,7 @@ class SessionClient:
                 "via": code,
             },
             paths.name_claim(sid, key): me.uid,
+            paths.my_session(me.uid, sid): {"at": SERVER_TIMESTAMP},
             f"{paths.meta(sid)}/memberCount": server_increment(1),
             f"{paths.meta(sid)}/lastActivity": SERVER_TIMESTAMP,
         }
@@ -265,10 +301,7 @@ class SessionClient:
         if not isinstance(invite, dict) or invite.get("revokedAt") is not None:
             return BadInvite(f"invite {shown} is no longer valid: ask the owner for a new one")
         if key:
-            try:
-                holder = self.db.get(paths.name_claim(sid, key))
-            except PermissionDenied:
-                holder = None
+            holder = self._name_holder(sid, key)
             if holder is not None and holder != uid:
                 return NameTaken(
                     f"the name {self.my_name()!r} (or one that looks like it) is taken in this "
@@ -291,11 +324,103 @@ class SessionClient:
             {
                 paths.member(sid, me.uid): None,
                 paths.presence(sid, me.uid): None,
+                paths.my_session(me.uid, sid): None,
                 f"{paths.meta(sid)}/memberCount": server_increment(-1),
             },
             action="leave",
             verify=lambda: not self._is_member(sid, me.uid),
         )
+
+    # -- my sessions and my name ----------------------------------------------------
+
+    def my_session_ids(self) -> list[str]:
+        """The sessions I joined or shared (and haven't left), newest first."""
+        raw = self.db.get(paths.my_sessions(self.me.uid))
+        entries = raw if isinstance(raw, dict) else {}
+        return sorted(
+            entries,
+            key=lambda sid: entries[sid].get("at", 0) if isinstance(entries[sid], dict) else 0,
+            reverse=True,
+        )
+
+    def my_sessions(self) -> list[SessionSummary]:
+        """What ``emdash-fb sessions`` lists: small reads per session (meta, two members)."""
+        me = self.me.uid
+        now = self.now_ms()
+        out = []
+        for sid in self.my_session_ids():
+            try:
+                meta = Meta.parse(self.db.get(paths.meta(sid)))
+                mine = Member.parse(me, self.db.get(paths.member(sid, me)))
+            except PermissionDenied:
+                gone = self._not_member(sid)
+                status = "removed" if isinstance(gone, Kicked) else "gone"
+                out.append(SessionSummary(sid, "", "", status, 0, 0, status))
+                continue
+            if not meta.owner:
+                out.append(SessionSummary(sid, "", "", "gone", 0, 0, "gone"))
+                continue
+            owner = (
+                mine
+                if meta.owner == me
+                else Member.parse(meta.owner, self.db.get(paths.member(sid, meta.owner)))
+            )
+            out.append(
+                SessionSummary(
+                    sid,
+                    meta.title,
+                    owner.name,
+                    mine.role,
+                    meta.member_count,
+                    meta.last_activity,
+                    "open" if meta.is_open(now) else "closed",
+                )
+            )
+        return out
+
+    def forget_session(self, sid: str) -> None:
+        """Take a session off my list (one I was removed from, or a closed one I own)."""
+        self.db.set(paths.my_session(self.me.uid, sid), None)
+
+    def rename(self, sid: str, name: str) -> None:
+        """Go by ``name`` in ``sid`` (claimed like at a join; the old name stays mine there)."""
+        name = names.normalize(name)
+        me = self.me.uid
+        member = f"{paths.member(sid, me)}/name"
+        try:
+            self._update_verified(
+                {member: name, paths.name_claim(sid, names.name_key(name)): me},
+                lambda: self.db.get(member) == name,
+            )
+        except PermissionDenied:
+            holder = self._name_holder(sid, names.name_key(name))
+            if holder is not None and holder != me:
+                raise NameTaken(
+                    f"the name {name!r} (or one that looks like it) is taken in this session"
+                ) from None
+            raise self._why_denied(sid, "rename yourself") from None
+        self._names[sid] = name
+
+    def rename_everywhere(self, name: str) -> list[Renamed]:
+        """After a profile rename: the new name in every open session I'm in."""
+        name = names.normalize(name)
+        done = []
+        for sid in self.my_session_ids():
+            try:
+                self.rename(sid, name)
+                done.append(Renamed(sid, "renamed"))
+            except NameTaken:
+                done.append(Renamed(sid, "taken"))
+            except SessionError:
+                done.append(Renamed(sid, "skipped"))
+        return done
+
+    def _name_holder(self, sid: str, key: str) -> str | None:
+        try:
+            holder = self.db.get(paths.name_claim(sid, key))
+        except PermissionDenied:
+            return None
+        return holder if isinstance(holder, str) else None
 
     # -- reading ---------------------------------------------------------------
 

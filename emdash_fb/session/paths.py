@@ -84,5 +84,14 @@ def work(mid: str) -> str:
     return f"work/{mid}"
 
 
+def my_sessions(uid: str) -> str:
+    """A user's own index of the sessions they are in."""
+    return f"users/{uid}/sessions"
+
+
+def my_session(uid: str, sid: str) -> str:
+    return f"users/{uid}/sessions/{sid}"
+
+
 def runner(rid: str) -> str:
     return f"runners/{rid}"

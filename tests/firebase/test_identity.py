@@ -351,3 +351,46 @@ def test_saved_file_is_parsed_once_until_it_changes(
     other.set_state("session", "s-2")
     assert auth.store.get_state("session") == "s-2"
     assert len(reads) == 3
+
+
+# -- never losing who you are ---------------------------------------------------------------
+
+
+def test_rename_keeps_the_account_and_tells_the_server(
+    auth: Auth, fb_emulator: ThreadedEmulator
+) -> None:
+    first = auth.sign_in_anonymous("erin")
+    renamed = auth.rename("Erin B")
+    assert renamed.uid == first.uid and renamed.name == "Erin B"
+    assert auth.current().name == "Erin B"
+    assert lookup(fb_emulator, renamed.id_token)["displayName"] == "Erin B"
+
+
+def test_link_email_upgrades_an_anonymous_account_in_place(
+    auth: Auth, fb_emulator: ThreadedEmulator, target: Target, tmp_path: Path
+) -> None:
+    anon = auth.sign_in_anonymous("ada")
+    address = email()
+    linked = auth.link_email(address, "s3cret-pass")
+    assert linked.uid == anon.uid and linked.provider == "password" and linked.email == address
+    assert lookup(fb_emulator, linked.id_token)["email"] == address
+    # another machine signs into the very same account with it
+    other = Auth(target, IdentityStore(target, "laptop", {"XDG_CONFIG_HOME": str(tmp_path)}))
+    assert other.sign_in_email(address, "s3cret-pass").uid == anon.uid
+    # and the old tokens were replaced (a credential changed): the saved ones still work
+    assert auth.current().uid == anon.uid
+
+
+def test_link_email_refusals_are_one_line(auth: Auth, target: Target, env: dict[str, str]) -> None:
+    auth.sign_in_anonymous("x")
+    taken = email()
+    Auth(target, IdentityStore(target, "taker", env)).sign_in_email(taken, "pw-123456", create=True)
+    with pytest.raises(AuthError) as exc:
+        auth.link_email(taken, "pw-123456")
+    assert "\n" not in str(exc.value)
+
+
+def test_sign_out_forgets_only_this_profile(auth: Auth) -> None:
+    ident = auth.sign_in_anonymous("x")
+    assert auth.sign_out() == ident
+    assert auth.saved() is None

@@ -273,3 +273,76 @@ def test_typing_must_be_a_number(world: World) -> None:
     s, _alice, bob = joined(world)
     denied(bob.put(s.path("presence/bob"), {"lastSeen": TS, "typingUntil": "forever"}))
     denied(bob.put(s.path("presence/bob"), {"typingUntil": model.now_ms()}))  # no lastSeen
+
+
+# -- renames ----------------------------------------------------------------------
+
+
+def rename(s: Session, uid: str, name: str) -> dict[str, Any]:
+    return {s.path(f"members/{uid}/name"): name, s.path(f"names/{model.key(name)}"): uid}
+
+
+def test_a_member_renames_themself_claiming_the_new_name(world: World) -> None:
+    s, alice, bob = joined(world)
+    ok(bob.update(rename(s, "bob", "Robert")))
+    assert world.value(s.path("members/bob/name")) == "Robert"
+    assert world.value(s.path(f"names/{model.key('Bob')}")) == "bob"  # the old one stays his
+    # and sends under the new name only
+    mid = model.push_id()
+    denied(bob.update(model.send("bob", "Bob", s.sid, mid, "hi", slot="s0")))
+    ok(bob.update(model.send("bob", "Robert", s.sid, mid, "hi", slot="s0")))
+
+
+@pytest.mark.parametrize(
+    ("label", "who", "body"),
+    [
+        ("to-a-taken-name", "bob", lambda s: rename(s, "bob", "ALICE")),
+        ("to-a-look-alike", "bob", lambda s: rename(s, "bob", "A1ice")),
+        ("to-a-reserved-name", "bob", lambda s: rename(s, "bob", "Agent")),
+        ("to-a-hidden-name", "bob", lambda s: rename(s, "bob", "Bob\u200b2")),
+        (
+            "without-the-claim",
+            "bob",
+            lambda s: {s.path("members/bob/name"): "Robert"},
+        ),
+        ("someone-else", "alice", lambda s: rename(s, "bob", "Robert")),
+        ("an-outsider", "eve", lambda s: rename(s, "bob", "Robert")),
+    ],
+)
+def test_rename_attacks(world: World, label: str, who: str, body: Any) -> None:
+    s, alice, bob = joined(world)
+    actors = {"alice": alice, "bob": bob, "eve": world.user("eve")}
+    r = actors[who].update(body(s))
+    assert r.status_code in (400, 401), r.text  # 400: not even a valid key
+    assert world.value(s.path("members/bob/name")) == "Bob"
+
+
+def test_no_rename_in_a_closed_session(world: World) -> None:
+    s, alice, bob = joined(world)
+    ok(alice.update(model.close(s.sid, s.code)))
+    denied(bob.update(rename(s, "bob", "Robert")))
+
+
+# -- the users' own session index ---------------------------------------------------
+
+
+def test_a_users_session_index_is_theirs_alone(world: World) -> None:
+    s, alice, bob = joined(world)
+    entry = {"at": TS}
+    ok(bob.put(f"users/bob/sessions/{s.sid}", entry))  # a session he is in
+    assert ok(bob.get("users/bob")).json()["sessions"][s.sid]["at"]
+    denied(alice.get("users/bob"))
+    denied(alice.put(f"users/bob/sessions/{s.sid}", entry))
+    denied(bob.put(f"users/bob/sessions/{model.push_id()}", entry))  # not a member there
+    denied(bob.put(f"users/bob/sessions/{s.sid}", {"at": 1}))  # client clock
+    denied(bob.put(f"users/bob/sessions/{s.sid}", {"at": TS, "role": "owner"}))
+    denied(bob.put("users/bob/settings", {"x": 1}))
+    denied(world.runner().put(f"users/bob/sessions/{s.sid}", entry))
+    ok(bob.delete(f"users/bob/sessions/{s.sid}"))
+    # written with the share and the join
+    eve = world.owner("eve", "Eve")
+    sid, code = model.push_id(), model.invite_code()
+    ok(eve.update({**model.share("eve", "Eve", sid, code), f"users/eve/sessions/{sid}": entry}))
+    carol = world.user("carol", "Carol")
+    joined_body = model.join("carol", "Carol", sid, code)
+    ok(carol.update({**joined_body, f"users/carol/sessions/{sid}": entry}))
