@@ -144,9 +144,7 @@ def joins_now(depth: int) -> str:
 
 #: The running turn of $mid has no live runner: the lock is gone, names another
 #: message, or its lease ran out (by the server's clock).
-STALLED = (
-    f"(!{S('lock')}.exists() || {SV('lock/mid')} !== $mid || {SV('lock/leaseUntil')} <= now)"
-)
+STALLED = f"(!{S('lock')}.exists() || {SV('lock/mid')} !== $mid || {SV('lock/leaseUntil')} <= now)"
 AUTHOR_OR_OWNER = f"({SV('messages/{$mid}/uid')} === auth.uid || {OWNER})"
 
 
@@ -869,7 +867,8 @@ Cancel queued: its author or the OWNER, still a MEMBER, OPEN, while
 queue/<mid>/state is 'queued', deleting queue/<mid> in the same write; or a
 stalled cancel (see turns/<mid>/state).
 """,
-                    "(" + all_of(
+                    "("
+                    + all_of(
                         SIGNED_IN,
                         "!data.exists()",
                         "newData.val() === 'cancelled'",
