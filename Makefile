@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench setup rules
 
 $(BIN)/emdash-fb: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,8 +25,12 @@ test: setup
 	$(BIN)/pytest -q
 
 lint: $(BIN)/emdash-fb
-	$(BIN)/ruff check emdash_fb tests benchmarks
-	$(BIN)/ruff format --check emdash_fb tests benchmarks
+	$(BIN)/ruff check emdash_fb tests benchmarks rules docs
+	$(BIN)/ruff format --check emdash_fb tests benchmarks rules docs
+
+# the rules file is generated from named conditions: edit rules/build_rules.py, then
+rules: $(BIN)/emdash-fb
+	$(BIN)/python rules/build_rules.py
 
 bench: $(BIN)/emdash-fb
 	$(BIN)/python benchmarks/emulator_bench.py
