@@ -5,6 +5,11 @@ events print above the prompt (``patch_stdout``) while the user types; the
 agent's reply streams into the bottom toolbar and lands in the scrollback,
 rendered as markdown, when it is complete. Database calls are blocking
 (requests), so they run in threads and never stall the prompt.
+
+Every state the session can be in has a true toolbar and a way out: an open
+session (invite, who is online, queue, agent), a closed one ("closed
+(read-only)"), one you were removed from ("removed from the session"), or none;
+``/leave`` and ``/join CODE`` work from each of them.
 """
 
 from __future__ import annotations
@@ -30,9 +35,14 @@ from rich.text import Text
 from ..firebase.errors import FirebaseError
 from ..session import codes
 from ..session import events as ev
-from ..session.errors import SessionError
+from ..session.errors import (
+    NotAllowed,
+    NotMember,
+    SessionClosed,
+    SessionError,
+)
 from ..session.records import SessionState
-from ..session.text import GUTTER, lines, one_line, uid_tag
+from ..session.text import one_line, uid_tag
 from . import render
 from .context import AppContext
 
@@ -51,15 +61,15 @@ COMMANDS: dict[str, str] = {
     "/kick": "/kick NAME|#tag (owner)",
     "/invite": "/invite rotate|revoke|role editor|viewer (owner)",
     "/limit": "/limit N — messages each member may have waiting, 1-10 (owner)",
-    "/close": "close the session for everyone (owner)",
+    "/close": "close the session for everyone, read-only from then on (owner; asks first)",
     "/help": "this list",
     "/quit": "leave the REPL (you stay a member)",
 }
 TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
 HEARTBEAT_EVERY = 15.0
 DOUBLE_CTRL_C = 2.0
-PREVIEW_LINES = 3
-STREAM_TAIL_CHARS = 4000  # the toolbar cleans only the end of a long reply
+CLOSE_CONFIRM_SECONDS = 10.0  # /close twice within this, or /close yes
+WAY_OUT = "/leave, /join CODE or /quit"
 
 
 class SlashCompleter(Completer):
@@ -102,6 +112,12 @@ class ChatRepl:
         self.quitting = False
         self._bg: list[asyncio.Task[Any]] = []
         self.prompt: PromptSession[str] | None = None
+        #: the owner removed me from the session I follow (its view has stopped)
+        self.removed = False
+        #: the session I follow said it closed (by its owner, idling, or going away)
+        self.closed_seen = False
+        self.close_asked: tuple[str, float] | None = None  # (sid, when) of an unconfirmed /close
+        self._preview: tuple[tuple[int, str], list[str]] | None = None
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -158,7 +174,10 @@ class ChatRepl:
             await self.call(sessions.state, self.resume)
             await self.follow(self.resume, "back in session")
             return
-        shared = await self.call(lambda: sessions.share(invite=self.share_at_start))
+        await self.new_session(invite=self.share_at_start)
+
+    async def new_session(self, *, invite: bool) -> None:
+        shared = await self.call(lambda: self.app.sessions.share(invite=invite))
         await self.follow(
             shared.session,
             "new private session: /share to invite others" if not shared.invite else "",
@@ -169,10 +188,15 @@ class ChatRepl:
     async def follow(self, sid: str, hello: str) -> None:
         from ..session.view import SessionView
 
+        if self.removed and self.sid is not None:
+            self.app.sessions.forget(self.sid)  # removed from it: nothing left to follow
         await self.unfollow()
         self.sid = sid
         self.app.remember_session(sid)
-        self.stream_text, self.my_positions, self.typing = "", {}, {}
+        self.stream_text, self.stream_for, self.my_positions, self.typing = "", "", {}, {}
+        self.agent = ev.AgentStatus("idle")
+        self.removed = self.closed_seen = False
+        self.close_asked = None
         if hello:
             self.out(render.notice(hello))
         self.view = SessionView(
@@ -189,6 +213,25 @@ class ChatRepl:
             with contextlib.suppress(Exception):
                 await self._view_task
         self.view, self._view_task, self.sid = None, None, None
+
+    async def stop_following(self, sid: str) -> None:
+        """Stop following ``sid`` without writing to it: a session I was removed from, or a
+        closed one, accepts no writes and needs none (my membership is already gone, or
+        frozen with the session). The session client forgets it too."""
+        await self.unfollow()
+        self.app.sessions.forget(sid)
+        self.app.remember_session(None)  # `chat` would not bring me back to it
+
+    def is_closed(self, state: SessionState | None = None) -> bool:
+        """The session I follow is closed: read-only (by its owner, for idling, or gone)."""
+        state = state if state is not None else self.state
+        if self.closed_seen:
+            return True
+        return (
+            state is not None
+            and state.exists
+            and not state.meta.is_open(self.app.sessions.now_ms())
+        )
 
     def show_invite(self, code: str) -> None:
         self.out(
@@ -278,14 +321,16 @@ class ChatRepl:
         elif isinstance(event, ev.MetaChanged):
             pass  # the prompt and toolbar read meta live
         elif isinstance(event, ev.SessionClosedEvent):
+            self.closed_seen = True
             self.out(
                 render.notice(
-                    "• this session is closed: it is read-only now (/quit, or /join another)",
-                    "yellow",
+                    f"• this session is closed: it is read-only now ({WAY_OUT})", "yellow"
                 )
             )
         elif isinstance(event, ev.YouWereKicked):
-            self.fail("the owner removed you from this session; /join another or /quit")
+            self.removed = True
+            self.stream_text, self.stream_for, self.typing = "", "", {}
+            self.fail(f"the owner removed you from this session ({WAY_OUT})")
         elif isinstance(event, ev.ConnectionChanged):
             before, self.connection = self.connection, event.status
             if event.status == "reconnecting" and before == "live":
@@ -354,7 +399,13 @@ class ChatRepl:
         state = self.state
         mode = state.meta.mode if state is not None else "code"
         parts = [("class:mode", f"[{mode}] ")]
-        if state is not None and state.meta.invite_code:
+        if self.sid is None:
+            parts = [("class:mode", "[no session] ")]
+        elif self.removed:
+            parts.append(("class:gone", "[removed] "))
+        elif state is not None and self.is_closed(state):
+            parts.append(("class:gone", "[closed] "))
+        elif state is not None and state.meta.invite_code:
             parts.append(("class:shared", f"[shared:{len(state.members)}] "))
         elif state is not None and len(state.members) > 1:
             parts.append(("class:shared", f"[members:{len(state.members)}] "))
@@ -365,47 +416,68 @@ class ChatRepl:
         """The agent's status as the live view derives it (working / stalled / idle / offline)."""
         return self.agent.state
 
+    def columns(self) -> int:
+        """The terminal's width, as prompt_toolkit (which draws the toolbar) sees it."""
+        if self.prompt is not None and self.prompt.app.is_running:
+            return max(20, self.prompt.app.output.get_size().columns)
+        return max(20, shutil.get_terminal_size().columns)
+
+    def online(self, state: SessionState) -> int:
+        """Members with a fresh heartbeat, and me: the same people `/who` calls "here"."""
+        now, me = self.app.sessions.now_ms(), self.me
+        return sum(
+            1
+            for uid in state.members
+            if uid == me or (uid in state.presence and not state.presence[uid].is_away(now))
+        )
+
+    def status_line(self) -> str:
+        """The toolbar's last row: only what is true of the session now."""
+        state = self.state
+        if self.sid is None:
+            return " no session │ /join CODE or /quit "
+        if self.removed:
+            return f" removed from the session │ {WAY_OUT} "
+        if state is None:
+            return f" {self.connection}… "
+        if self.is_closed(state):
+            return f" closed (read-only) │ {WAY_OUT} "
+        code = state.meta.invite_code
+        invite = f"invite {codes.display(code)}" if code else "private"
+        conn = "" if self.connection == "live" else f" │ {self.connection}…"
+        return (
+            f" {invite} │ {self.online(state)} online │ queue {len(state.queue)}"
+            f" │ agent {self.agent_state()}{conn} "
+        )
+
+    def preview(self) -> list[str]:
+        """The streaming reply's last rows (cached: the toolbar redraws far more often than
+        the reply grows)."""
+        key = (self.columns(), self.stream_text)
+        if self._preview is None or self._preview[0] != key:
+            self._preview = (key, render.preview_rows(self.stream_text, key[0]))
+        return self._preview[1]
+
     def toolbar(self) -> FormattedText:
         rows: list[tuple[str, str]] = []
         if self.stream_text:
-            # The last lines of the reply so far; every one after the label behind the gutter.
-            tail = lines(self.stream_text[-STREAM_TAIL_CHARS:].rstrip())[-PREVIEW_LINES:]
+            # The newest text of the reply, wrapped to the terminal, behind the gutter.
             who = f" → {one_line(self.stream_for)}" if self.stream_for else ""
-            rows.append(
-                (
-                    "class:stream",
-                    f" agent{who} ▸ " + "".join(f"\n{GUTTER}{t[-160:]}" for t in tail) + "\n",
-                )
-            )
+            body = "".join(f"\n{row}" for row in self.preview())
+            rows.append(("class:stream", f" agent{who} ▸ {body}\n"))
         if self.typing:
             names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
             rows.append(("class:typing", f" {names} {verb} typing…\n"))
-        state = self.state
-        if state is None:
-            rows.append(("class:toolbar", f" {self.connection}… "))
-            return FormattedText(rows)
-        now, me = self.app.sessions.now_ms(), self.me
-        online = sum(
-            1
-            for uid in state.members
-            if uid == me or not state.presence.get(uid) or not state.presence[uid].is_away(now)
-        )
-        code = state.meta.invite_code
-        invite = f"invite {codes.display(code)}" if code else "private"
-        conn = "" if self.connection == "live" else f" │ {self.connection}…"
-        rows.append(
-            (
-                "class:toolbar",
-                f" {invite} │ {online} online │ queue {len(state.queue)} │ agent {self.agent_state()}{conn} ",
-            )
-        )
+        rows.append(("class:toolbar", self.status_line()))
         return FormattedText(rows)
 
     def on_text_changed(self, _buffer: Any) -> None:
         """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
         if self.sid is None or not self.prompt or not self.prompt.default_buffer.text:
             return
+        if self.removed or self.closed_seen:
+            return  # nobody is told: the session takes no writes from me
         if self.prompt.default_buffer.text.startswith("/"):
             return
         now = time.monotonic()
@@ -450,6 +522,7 @@ class ChatRepl:
                 "toolbar": "reverse",
                 "stream": "noreverse ansibrightblack",
                 "typing": "noreverse ansiyellow",
+                "gone": "ansiyellow bold",
                 "bottom-toolbar": "noreverse",
             }
         )
@@ -492,7 +565,7 @@ class ChatRepl:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY)
-            if self.sid is not None:
+            if self.sid is not None and not self.removed and not self.is_closed():
                 with contextlib.suppress(FirebaseError, SessionError):
                     await self.call(self.app.sessions.heartbeat, self.sid)
 
@@ -538,7 +611,9 @@ class ChatRepl:
 
     def need_session(self) -> str:
         if self.sid is None:
-            raise SessionError("no session: /join CODE, or restart to get a private one")
+            raise SessionError("no session: /join CODE, or /quit")
+        if self.removed:
+            raise SessionError(f"the owner removed you from this session ({WAY_OUT})")
         return self.sid
 
     async def send(self, text: str) -> None:
@@ -562,26 +637,50 @@ class ChatRepl:
     async def cmd_who(self, _args: list[str]) -> None:
         people = await self.call(self.app.sessions.who, self.need_session())
         for p in people:
-            status = "away" if p.away else ("typing…" if p.typing else "here")
+            mine = p.member.uid == self.me  # here, as the toolbar counts me, whatever my heartbeat
+            status = "away" if p.away and not mine else ("typing…" if p.typing else "here")
             line = Text.assemble(
                 "  ",
                 render.tagged_name(p.member.name, p.member.uid),
                 Text(f"  {p.member.role}, {status}", style="dim"),
             )
-            if p.member.uid == self.me:
+            if mine:
                 line.append(" (you)", style="dim")
             self.out(render.Guttered(line))
 
     async def cmd_leave(self, _args: list[str]) -> None:
-        sid = self.need_session()
-        await self.call(self.app.sessions.leave, sid)
-        await self.unfollow()
-        self.out(render.notice("• you left the session"))
-        shared = await self.call(lambda: self.app.sessions.share(invite=False))
-        await self.follow(shared.session, "new private session: /share to invite others")
+        """Give up the membership (a write); from a session I was removed from, or a closed
+        one, just stop following it (no write is possible or needed). Then a private one."""
+        if self.sid is None:
+            raise SessionError("you are in no session: /join CODE, or /quit")
+        sid = self.sid
+        if self.removed:
+            said = "• you left the session you were removed from"
+        elif self.is_closed():
+            said = "• you left the closed session"
+        else:
+            try:
+                await self.call(self.app.sessions.leave, sid)
+                said = "• you left the session"
+            except SessionClosed:  # it went idle meanwhile
+                said = "• you left the closed session"
+            except NotMember:  # removed (or gone) before the view could say so
+                said = "• you left the session"
+        await self.stop_following(sid)
+        self.out(render.notice(said))
+        await self.private_session()
+
+    async def private_session(self) -> None:
+        """A new private session after leaving, if I may own sessions; else none, and how
+        to get into one."""
+        try:
+            await self.new_session(invite=False)
+        except NotAllowed:
+            self.out(render.notice("• no session now: /join CODE to join one, or /quit"))
 
     async def cmd_status(self, _args: list[str]) -> None:
-        state = self.state or await self.call(self.app.sessions.state, self.need_session())
+        sid = self.need_session()
+        state = self.state or await self.call(self.app.sessions.state, sid)
         join_role = await self.call(self.app.sessions.invite_role, state.meta)
         self.out(
             render.status_panel(
@@ -694,8 +793,34 @@ class ChatRepl:
         await self.call(self.app.sessions.set_max_queued, self.need_session(), int(args[0]))
         self.out(render.notice(f"• each member may now have {int(args[0])} messages waiting"))
 
-    async def cmd_close(self, _args: list[str]) -> None:
-        await self.call(self.app.sessions.close, self.need_session())
+    async def cmd_close(self, args: list[str]) -> None:
+        """Close for everyone, after asking: `/close` twice within 10 s, or `/close yes`."""
+        if args not in ([], ["yes"]):
+            raise SessionError("usage: /close (then /close again to confirm), or /close yes")
+        sid = self.need_session()
+        state = self.state or await self.call(self.app.sessions.state, sid)
+        if self.is_closed(state):
+            self.out(render.notice(f"• this session is already closed (read-only): {WAY_OUT}"))
+            return
+        if state.meta.owner != self.me:
+            raise NotAllowed("only the session owner can close the session")
+        asked = self.close_asked
+        now = time.monotonic()
+        if args != ["yes"] and (
+            asked is None or asked[0] != sid or now - asked[1] > CLOSE_CONFIRM_SECONDS
+        ):
+            self.close_asked = (sid, now)
+            self.out(
+                render.notice(
+                    "close this session for everyone? it becomes read-only: "
+                    f"/close again within {CLOSE_CONFIRM_SECONDS:.0f} s, or /close yes",
+                    "yellow",
+                )
+            )
+            return
+        self.close_asked = None
+        await self.call(self.app.sessions.close, sid)
+        # the session's change tells everyone, me included ("• this session is closed…")
 
     async def cmd_help(self, _args: list[str]) -> None:
         for cmd, text in COMMANDS.items():

@@ -297,6 +297,11 @@ class SessionClient:
             verify=lambda: not self._is_member(sid, me.uid),
         )
 
+    def forget(self, sid: str) -> None:
+        """Stop following ``sid`` without writing to it: a session I was removed from, or a
+        closed one, accepts no writes and needs none. Drops what this client keeps about it."""
+        self._names.pop(sid, None)
+
     # -- reading ---------------------------------------------------------------
 
     def state(self, sid: str) -> SessionState:

@@ -40,10 +40,12 @@ def terminals() -> Iterator[list[Terminal]]:
         t.close()
 
 
-def open_chat(env: dict[str, str], opened: list[Terminal], profile: str, *args: str) -> Terminal:
+def open_chat(
+    env: dict[str, str], opened: list[Terminal], profile: str, *args: str, cols: int = 120
+) -> Terminal:
     if "--share" in args:  # an owner: signed in and allowed first, as a script does
         make_owner(env, profile, args[args.index("--name") + 1])
-    t = Terminal([*EXE, "--profile", profile, "chat", *args], env)
+    t = Terminal([*EXE, "--profile", profile, "chat", *args], env, cols=cols)
     opened.append(t)
     return t
 

@@ -1,0 +1,237 @@
+"""Every state has a true toolbar and a way out; what a new user meets in the first ten minutes.
+
+Real pseudo-terminals read off a pyte-rendered screen, a real emulator with the
+real rules, real runners: a removed member's screen, a closed session, a long
+streaming reply with wide characters at 80 and 120 columns, a pasted message
+over the limit, coming back to a session after quitting.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from emdash_fb.cli.context import AppContext
+from emdash_fb.emulator.server import ThreadedEmulator
+from emdash_fb.runner.agents import load_agent
+from emdash_fb.session.text import cells
+from tests.cli.test_repl import open_chat, term_env, terminals  # noqa: F401 (fixtures)
+from tests.support.runner import BackgroundRunner
+from tests.support.terminal import Terminal
+
+CODE = re.compile(r"invite code: ([0-9A-Z]{5}-[0-9A-Z]{5})")
+GUTTER = "  │ "
+
+
+def share(t: Terminal) -> str:
+    return CODE.search(t.wait_for("invite code:")).group(1)  # type: ignore[union-attr]
+
+
+def rows(t: Terminal) -> list[str]:
+    return [r for r in t.text().split("\n") if r.strip()]
+
+
+def wait_toolbar(t: Terminal, needle: str, timeout: float = 20.0) -> str:
+    """The bottom toolbar's status row (the screen's last row) once it shows ``needle``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = rows(t)
+        if shown and needle in shown[-1]:
+            return shown[-1]
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in the toolbar after {timeout}s:\n{t.text()}")
+
+
+def wait_count(t: Terminal, needle: str, count: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while t.text().count(needle) < count:
+        assert time.monotonic() < deadline, f"{needle!r} not {count}x on screen:\n{t.text()}"
+        time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- removed, closed
+
+
+def test_a_removed_member_is_told_so_and_can_leave_or_join_another(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    carol = open_chat(term_env, terminals, "carol", "--share", "--name", "carol")
+    other = share(carol)
+    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
+    wait_toolbar(bob, f"invite {code} │ 2 online")
+    alice.line("/kick bob")
+    code = CODE.findall(alice.wait_for("no longer works"))[-1]
+    bob.wait_for("the owner removed you from this session")
+    # nothing claims an invite or people online that no longer apply to bob
+    bar = wait_toolbar(bob, "removed from the session")
+    assert "invite" not in bar and "online" not in bar and "queue" not in bar, bar
+    assert "/leave" in bar and "/join CODE" in bar
+    assert "[removed] >" in rows(bob)[-2]
+    bob.line("/status")  # no stale panel: one line saying what happened
+    wait_count(bob, "✗ the owner removed you from this session (/leave", 2)
+    assert "emdash-fb session" not in bob.text()
+    # /leave: no write (there is no membership left to give up), just stop following
+    bob.line("/leave")
+    bob.wait_for("you left the session you were removed from")
+    bob.wait_for("no session now: /join CODE")  # bob may not own sessions
+    wait_toolbar(bob, "no session │ /join CODE or /quit")
+    bob.line(f"/join {other}")
+    bob.wait_for("joined session (2 members)")
+    wait_toolbar(bob, f"invite {other} │ 2 online")
+    # straight from the removed state to another session, without /leave
+    dave = open_chat(term_env, terminals, "dave", "--join", code, "--name", "dave")
+    wait_toolbar(dave, f"invite {code} │ 2 online")
+    alice.line("/kick dave")
+    wait_toolbar(dave, "removed from the session")
+    dave.line(f"/join {other}")
+    dave.wait_for("joined session (3 members)")
+    wait_toolbar(dave, f"invite {other} │ 3 online")
+
+
+def test_a_closed_session_is_read_only_on_every_screen_and_anyone_can_leave_it(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
+    wait_toolbar(bob, "2 online")
+    alice.line("/leave")  # an open session's owner closes it instead
+    alice.wait_for("you own this session: /close it instead of leaving")
+    bob.line("/close")
+    bob.wait_for("only the session owner can close the session")
+    alice.line("/close")  # asks first
+    alice.wait_for(
+        "close this session for everyone? it becomes read-only: /close again within 10 s"
+    )
+    time.sleep(1)
+    wait_toolbar(alice, f"invite {code} │ 2 online")  # not closed yet
+    alice.line("/close")
+    for t in (alice, bob):
+        t.wait_for("this session is closed: it is read-only now (/leave, /join CODE or /quit)")
+        bar = wait_toolbar(t, "closed (read-only)")
+        assert "invite" not in bar and "online" not in bar and "private" not in bar, bar
+        assert "[closed] >" in t.text()
+    alice.line("/close")
+    alice.wait_for("this session is already closed (read-only)")
+    # the owner leaves without a write (none is possible); bob too
+    alice.line("/leave")
+    alice.wait_for("you left the closed session")
+    alice.wait_for("new private session: /share to invite others")
+    wait_toolbar(alice, "private │ 1 online")
+    bob.line("/leave")
+    bob.wait_for("you left the closed session")
+    bob.wait_for("no session now")
+    wait_toolbar(bob, "no session")
+    # `/close yes` needs no second step
+    alice.line("/close yes")
+    wait_toolbar(alice, "closed (read-only)")
+
+
+def test_online_in_the_toolbar_is_here_in_who(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    # mallory only uses scriptable commands: a member with no presence record
+    mallory = AppContext(profile="mallory", env=term_env)
+    mallory.auth.sign_in_anonymous("mallory")
+    joined = mallory.sessions.join(code)
+    alice.wait_for("mallory joined")
+    alice.wait_for("[shared:2] >")
+    assert "1 online" in wait_toolbar(alice, "online")
+    alice.line("/who")
+    alice.wait_for("editor, away")
+    assert re.search(r"alice #\S{4}\s+owner, here \(you\)", alice.text())
+    mallory.sessions.heartbeat(joined.session)
+    wait_toolbar(alice, "2 online")
+    alice.line("/who")
+    alice.wait_for("editor, here")
+
+
+# --------------------------------------------------------------------------- the live preview
+
+STREAM_SCRIPT = """
+    import sys, time
+    sys.stdin.read()
+    words = " ".join(f"w{i:03d}" for i in range(160))
+    sys.stdout.write(words + " 漢字かな混じり文 wide 表示 " * 3 + "THE-NEWEST-END")
+    sys.stdout.flush()
+    time.sleep(8)  # the test reads the toolbar meanwhile
+    sys.stdout.write(" done")
+"""
+STREAMED = " ".join(f"w{i:03d}" for i in range(160)) + " 漢字かな混じり文 wide 表示 " * 3
+STREAMED += "THE-NEWEST-END"
+
+
+@pytest.mark.parametrize("cols", [80, 120])
+def test_the_live_preview_shows_the_newest_text_wrapped_to_the_terminal(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+    tmp_path: Path,
+    cols: int,
+) -> None:
+    path = tmp_path / "stream.py"
+    path.write_text(textwrap.dedent(STREAM_SCRIPT))
+    agent = load_agent("command", {"cmd": shlex.join([sys.executable, str(path)])}, env={})
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice", cols=cols)
+    share(alice)
+    with BackgroundRunner(rules_emu, agent, workdir=tmp_path):
+        alice.line("stream something long")
+        alice.wait_for("THE-NEWEST-END", timeout=30)
+        shown = rows(alice)
+        head = max(i for i, r in enumerate(shown) if "agent → alice ▸" in r)
+        preview, status = shown[head + 1 : -1], shown[-1]
+        assert "online" in status  # the status row is still there, below the preview
+        assert len(preview) == 4, shown
+        assert all(r.startswith(GUTTER) for r in preview), preview
+        assert all(cells(r) <= cols for r in preview)
+        # the rows are the end of the reply, whole: nothing cut at the terminal's edge
+        assert preview[-1].endswith("THE-NEWEST-END")
+        joined = " ".join(r.removeprefix(GUTTER) for r in preview)
+        assert STREAMED.endswith(joined), (joined, preview)
+        # word-wrapped: each row but the last is full up to the word that did not fit
+        for row, after in zip(preview, preview[1:], strict=False):
+            nxt = after.removeprefix(GUTTER).split(" ")[0]
+            assert cells(row) + 1 + cells(nxt) > cols, (row, nxt)
+        alice.wait_for("THE-NEWEST-END done", timeout=30)  # and the reply lands in full
+
+
+# --------------------------------------------------------------------------- the preview's rows
+
+
+@pytest.mark.parametrize("cols", [80, 120])
+def test_preview_rows_are_the_end_of_the_text_and_fit_the_terminal(cols: int) -> None:
+    from emdash_fb.cli.render import PREVIEW_ROWS, preview_rows
+
+    text = "first line\n" + "漢字 mixed with ascii, " * 40 + "末尾の文字END"
+    got = preview_rows(text, cols)
+    assert len(got) == PREVIEW_ROWS
+    assert all(r.startswith(GUTTER) and cells(r) <= cols for r in got), got
+    assert got[-1].endswith("末尾の文字END")
+    assert text.endswith(" ".join(r.removeprefix(GUTTER) for r in got))
+    # hostile text stays inert and one row never holds a line break
+    evil = preview_rows("ok\n\x1b[2Jclear\u202e\r\nTAB\there", cols)
+    assert evil == [f"{GUTTER}ok", f"{GUTTER}clear<U+202E>", f"{GUTTER}TAB     here"]
+
+
+def test_a_very_long_line_is_cut_at_steady_points_so_rows_do_not_jump() -> None:
+    from emdash_fb.cli.render import STREAM_TAIL_CHARS, stream_tail
+
+    text = "word " * 3000  # one line, far past the tail the preview lays out
+    starts = {len(text[:n]) - len(stream_tail(text[:n])) for n in range(9000, 9400)}
+    assert len(starts) <= 2  # the cut moved at most once over 400 new characters
+    assert all(len(stream_tail(text[:n])) <= STREAM_TAIL_CHARS for n in range(4000, 15000, 7))
+    multi = "a\n" * 3000
+    assert stream_tail(multi).startswith("a\n")  # at the start of a line when one is in reach
