@@ -36,13 +36,15 @@ from ..firebase.errors import FirebaseError
 from ..session import codes
 from ..session import events as ev
 from ..session.errors import (
+    BadMessage,
     NotAllowed,
     NotMember,
     SessionClosed,
     SessionError,
+    TooManyWaiting,
 )
 from ..session.records import SessionState
-from ..session.text import one_line, uid_tag
+from ..session.text import layout, one_line, uid_tag
 from . import render
 from .context import AppContext
 
@@ -69,6 +71,9 @@ TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
 HEARTBEAT_EVERY = 15.0
 DOUBLE_CTRL_C = 2.0
 CLOSE_CONFIRM_SECONDS = 10.0  # /close twice within this, or /close yes
+# A refused send whose text is put back in the input line (the user edits it and
+# sends again); other failures (network, a closed session) are not retried by hand.
+KEEP_TEXT_ON = (BadMessage, NotAllowed, TooManyWaiting)
 WAY_OUT = "/leave, /join CODE or /quit"
 
 
@@ -117,6 +122,8 @@ class ChatRepl:
         #: the session I follow said it closed (by its owner, idling, or going away)
         self.closed_seen = False
         self.close_asked: tuple[str, float] | None = None  # (sid, when) of an unconfirmed /close
+        self.kept_input = ""  # a refused message, back in the next prompt
+        self.kept_error = ""  # why, in the toolbar while that text is in the input
         self._preview: tuple[tuple[int, str], list[str]] | None = None
 
     # -- plumbing --------------------------------------------------------------------
@@ -465,6 +472,10 @@ class ChatRepl:
             who = f" → {one_line(self.stream_for)}" if self.stream_for else ""
             body = "".join(f"\n{row}" for row in self.preview())
             rows.append(("class:stream", f" agent{who} ▸ {body}\n"))
+        if self.kept_error and self.prompt is not None and self.prompt.default_buffer.text:
+            # a long text in the input may push the error itself off the screen
+            shown = layout(" ✗ ", one_line(self.kept_error), width=self.columns())
+            rows.append(("class:error", f"{shown}\n"))
         if self.typing:
             names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
@@ -478,7 +489,8 @@ class ChatRepl:
             return
         if self.removed or self.closed_seen:
             return  # nobody is told: the session takes no writes from me
-        if self.prompt.default_buffer.text.startswith("/"):
+        text = self.prompt.default_buffer.text
+        if text.startswith("/") and not text.startswith("//"):
             return
         now = time.monotonic()
         if now - self.last_typing_signal < TYPING_SIGNAL_EVERY:
@@ -523,6 +535,7 @@ class ChatRepl:
                 "stream": "noreverse ansibrightblack",
                 "typing": "noreverse ansiyellow",
                 "gone": "ansiyellow bold",
+                "error": "noreverse ansired bold",
                 "bottom-toolbar": "noreverse",
             }
         )
@@ -545,11 +558,15 @@ class ChatRepl:
             self._bg = [asyncio.create_task(self._heartbeat())]
             try:
                 while not self.quitting:
+                    default, self.kept_input = self.kept_input, ""
+                    if default:  # a refused message coming back is not typing
+                        self.last_typing_signal = time.monotonic()
                     try:
                         line = await self.prompt.prompt_async(
                             self.prompt_text,
                             bottom_toolbar=self.toolbar,
                             refresh_interval=0.25,
+                            default=default,
                         )
                     except EOFError:
                         break
@@ -572,11 +589,14 @@ class ChatRepl:
     # -- input ------------------------------------------------------------------------------
 
     async def handle(self, line: str) -> None:
+        self.kept_error = ""
         text = line.strip()
         if not text:
             return
-        if not text.startswith("/"):
-            await self.guarded(self.send(line.rstrip("\n")))
+        if not text.startswith("/") or text.startswith("//"):
+            # `//...` is a message that starts with `/` (a path, say): one slash is dropped
+            body = line.lstrip()[1:] if text.startswith("//") else line
+            await self.send_line(body.rstrip("\n"), line)
             return
         try:
             parts = shlex.split(text)
@@ -619,6 +639,17 @@ class ChatRepl:
     async def send(self, text: str) -> None:
         # The queue position is shown by the QueueChanged event this write causes.
         await self.call(self.app.sessions.send, self.need_session(), text)
+
+    async def send_line(self, text: str, typed: str) -> None:
+        """Send ``text``; when the session refuses it for a reason the user can act on (too
+        long, not allowed, too many waiting), ``typed`` comes back in the next prompt."""
+        try:
+            await self.send(text)
+        except KEEP_TEXT_ON as exc:
+            self.fail(f"{exc} (your text is back in the input: edit it, or Ctrl-C clears it)")
+            self.kept_input, self.kept_error = typed, f"{exc}: edit it, or Ctrl-C clears it"
+        except (SessionError, FirebaseError) as exc:
+            self.fail(str(exc))
 
     async def cmd_share(self, _args: list[str]) -> None:
         sid = self.need_session()
@@ -827,9 +858,11 @@ class ChatRepl:
             self.out(Text.assemble(Text(f"  {cmd:<9}", style="bold"), Text(text, style="dim")))
         self.out(
             render.notice(
-                "  a plain line goes to the agent · Ctrl-C clears · Ctrl-C twice cancels · Ctrl-D quits"
+                "  a plain line goes to the agent · //text sends a line starting with /"
+                " (//usr/bin/python … sends /usr/bin/python …)"
             )
         )
+        self.out(render.notice("  Ctrl-C clears · Ctrl-C twice cancels · Ctrl-D quits"))
 
     async def cmd_quit(self, _args: list[str]) -> None:
         self.quitting = True

@@ -208,6 +208,39 @@ def test_the_live_preview_shows_the_newest_text_wrapped_to_the_terminal(
         alice.wait_for("THE-NEWEST-END done", timeout=30)  # and the reply lands in full
 
 
+# --------------------------------------------------------------------------- input
+
+
+def test_a_line_starting_with_a_slash_and_a_refused_message_kept_in_the_input(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    share(alice)
+    alice.line("/help")
+    alice.wait_for("//text sends a line starting with /")
+    alice.line("//usr/bin/python crashes, why?")
+    wait_toolbar(alice, "queue 1")
+    me = AppContext(profile="alice", env=term_env)
+    sid = me.current_session()
+    assert me.sessions.history(sid)[-1].text == "/usr/bin/python crashes, why?"
+    # a pasted message over the limit (16,000): refused, and back in the input to edit
+    pasted = "x" * 16_000 + "\nTAILMARK"
+    alice.key(f"\x1b[200~{pasted}\x1b[201~")
+    alice.wait_for("TAILMARK")
+    alice.key("\r")
+    alice.wait_for("message too long: 16009 characters (the limit is 16000)")
+    alice.wait_for("edit it, or Ctrl-C clears it")
+    time.sleep(1)
+    assert "TAILMARK" in rows(alice)[-4:], alice.text()  # still in the input
+    alice.key("\x7f" * len("\nTAILMARK"))  # edit it down to the limit, and send
+    time.sleep(1)
+    alice.key("\r")
+    wait_toolbar(alice, "queue 2")
+    assert me.sessions.history(sid)[-1].text == "x" * 16_000
+    assert not any("edit it, or" in r for r in rows(alice)[-3:])  # the error went with it
+
+
 # --------------------------------------------------------------------------- the preview's rows
 
 
