@@ -23,6 +23,9 @@ def chat(
     ctx: typer.Context,
     join: str | None = typer.Option(None, "--join", help="Join a session by invite code."),
     share: bool = typer.Option(False, "--share", help="Start a new session already shared."),
+    new: bool = typer.Option(
+        False, "--new", help="Start a new private session (default: back into your last one)."
+    ),
     name: str | None = typer.Option(None, "--name", help="Your display name (new identity)."),
 ) -> None:
     """Talk with the agent and each other in a shared session."""
@@ -31,7 +34,7 @@ def chat(
     app = ctx_of(ctx)
     if name and app.auth.current().name != name:
         app.auth.sign_in_anonymous(name)
-    repl = ChatRepl(app, join=join, resume=app.session_override, share=share)
+    repl = ChatRepl(app, join=join, resume=app.session_override, share=share, new=new)
     raise typer.Exit(asyncio.run(repl.run()))
 
 

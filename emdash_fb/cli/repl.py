@@ -37,6 +37,7 @@ from ..session import codes
 from ..session import events as ev
 from ..session.errors import (
     BadMessage,
+    NoSession,
     NotAllowed,
     NotMember,
     SessionClosed,
@@ -95,12 +96,14 @@ class ChatRepl:
         join: str | None = None,
         resume: str | None = None,
         share: bool = False,
+        new: bool = False,
         console: Console | None = None,
     ) -> None:
         self.app = app
         self.join_code = join
         self.resume = resume
         self.share_at_start = share
+        self.new_at_start = new
         self._console = console
         self.sid: str | None = None
         self.view: Any = None
@@ -172,16 +175,45 @@ class ChatRepl:
     # -- session lifecycle -------------------------------------------------------------
 
     async def start_session(self) -> None:
+        """``--join CODE``, ``--session SID``, ``--share``, ``--new``, or (no flags) back into the
+        profile's remembered session when it is still open and I am still in it."""
         sessions = self.app.sessions
         if self.join_code:
             joined = await self.call(sessions.join, self.join_code)
             await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
             return
         if self.resume:
-            await self.call(sessions.state, self.resume)
-            await self.follow(self.resume, "back in session")
+            state = await self.call(sessions.state, self.resume)
+            await self.follow(self.resume, self.welcome_back(state))
+            return
+        if not self.share_at_start and not self.new_at_start and await self.resume_remembered():
             return
         await self.new_session(invite=self.share_at_start)
+
+    async def resume_remembered(self) -> bool:
+        """Follow the profile's remembered session again if it is open and I am a member;
+        otherwise say why not (False: the caller starts a new one)."""
+        try:
+            sid = self.app.current_session()
+        except NoSession:
+            return False
+        try:
+            state = await self.call(self.app.sessions.state, sid)
+        except NotMember as exc:  # gone, left, or removed (Kicked says so)
+            self.out(render.notice(f"• your last session: {one_line(str(exc))}"))
+            return False
+        if self.me not in state.members:
+            return False
+        if not state.meta.is_open(self.app.sessions.now_ms()):
+            self.out(render.notice("• your last session is closed (read-only)"))
+            return False
+        await self.follow(sid, self.welcome_back(state))
+        return True
+
+    def welcome_back(self, state: SessionState) -> str:
+        title = f" “{one_line(state.meta.title)}”" if state.meta.title else ""
+        n = len(state.members)
+        return f"back in session {state.sid}{title} ({n} member{'s' if n != 1 else ''})"
 
     async def new_session(self, *, invite: bool) -> None:
         shared = await self.call(lambda: self.app.sessions.share(invite=invite))
@@ -576,8 +608,21 @@ class ChatRepl:
             finally:
                 for task in self._bg:
                     task.cancel()
+                farewell = self.farewell()
                 await self.unfollow()
+        if farewell:  # after the REPL is gone, so it stays on the screen
+            print(farewell, flush=True)
         return 0
+
+    def farewell(self) -> str:
+        """One line on how to come back to the session I follow (empty: there is none)."""
+        sid, state = self.sid, self.state
+        if sid is None or self.removed:
+            return ""
+        profile = "" if self.app.profile == "default" else f" --profile {self.app.profile}"
+        if self.is_closed(state):
+            return f"the session is closed; its history: emdash-fb{profile} --session {sid} history"
+        return f"back with: emdash-fb{profile} chat   (or: emdash-fb{profile} --session {sid} chat)"
 
     async def _heartbeat(self) -> None:
         while True:

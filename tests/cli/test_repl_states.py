@@ -95,6 +95,10 @@ def test_a_removed_member_is_told_so_and_can_leave_or_join_another(
     dave.line(f"/join {other}")
     dave.wait_for("joined session (3 members)")
     wait_toolbar(dave, f"invite {other} │ 3 online")
+    dave.line("/quit")
+    screen = dave.wait_for("back with:")
+    assert "emdash-fb --profile dave chat" in screen
+    assert dave.exited() == 0
 
 
 def test_a_closed_session_is_read_only_on_every_screen_and_anyone_can_leave_it(
@@ -135,6 +139,10 @@ def test_a_closed_session_is_read_only_on_every_screen_and_anyone_can_leave_it(
     # `/close yes` needs no second step
     alice.line("/close yes")
     wait_toolbar(alice, "closed (read-only)")
+    alice.line("/quit")
+    screen = alice.wait_for("the session is closed; its history: emdash-fb --profile alice")
+    assert "back with:" not in screen
+    assert alice.exited() == 0
 
 
 def test_online_in_the_toolbar_is_here_in_who(
@@ -239,6 +247,68 @@ def test_a_line_starting_with_a_slash_and_a_refused_message_kept_in_the_input(
     wait_toolbar(alice, "queue 2")
     assert me.sessions.history(sid)[-1].text == "x" * 16_000
     assert not any("edit it, or" in r for r in rows(alice)[-3:])  # the error went with it
+
+
+# --------------------------------------------------------------------------- coming back
+
+
+def test_chat_comes_back_to_the_last_session_and_quitting_says_how(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    first = open_chat(term_env, terminals, "default", "--share", "--name", "alice")
+    code = share(first)
+    wait_toolbar(first, "1 online")
+    first.line("a question worth coming back to")
+    wait_toolbar(first, "queue 1")
+    sid = AppContext(profile="default", env=term_env).current_session()
+    first.key("\x04")  # Ctrl-D
+    screen = first.wait_for("back with:")
+    assert f"back with: emdash-fb chat   (or: emdash-fb --session {sid} chat)" in screen
+    assert first.exited() == 0
+
+    again = open_chat(term_env, terminals, "default")  # no flags: back where I was
+    again.wait_for(f"back in session {sid} (1 member)")
+    again.wait_for("a question worth coming back to")
+    wait_toolbar(again, f"invite {code} │ 1 online │ queue 1")
+    again.line("/quit")
+    again.wait_for("back with:")
+    assert again.exited() == 0
+
+    fresh = open_chat(term_env, terminals, "default", "--new")
+    fresh.wait_for("new private session: /share to invite others")
+    wait_toolbar(fresh, "private │ 1 online │ queue 0")
+    assert "a question worth coming back to" not in fresh.text()
+    fresh.line("/close yes")
+    wait_toolbar(fresh, "closed (read-only)")
+    fresh.line("/quit")
+    fresh.wait_for("the session is closed")
+    assert fresh.exited() == 0
+
+    # the last session is closed now: chat says so and starts a new one
+    after = open_chat(term_env, terminals, "default")
+    after.wait_for("your last session is closed (read-only)")
+    after.wait_for("new private session")
+    wait_toolbar(after, "private │ 1 online")
+
+
+def test_a_removed_member_is_not_taken_back_to_that_session(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
+    wait_toolbar(bob, "2 online")
+    bob.line("/quit")
+    assert "emdash-fb --profile bob chat" in bob.wait_for("back with:")
+    assert bob.exited() == 0
+    alice.line("/kick bob")
+    alice.wait_for("no longer works")
+    bob = open_chat(term_env, terminals, "bob")
+    bob.wait_for("your last session: the owner removed you from this session")
+    bob.wait_for("you may not start sessions")  # bob isn't an owner: no private one either
+    wait_toolbar(bob, "no session")
 
 
 # --------------------------------------------------------------------------- the preview's rows
