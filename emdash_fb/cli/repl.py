@@ -33,7 +33,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..firebase.errors import FirebaseError
-from ..session import codes
+from ..session import codes, paths
 from ..session import events as ev
 from ..session.errors import (
     BadMessage,
@@ -44,7 +44,7 @@ from ..session.errors import (
     SessionError,
     TooManyWaiting,
 )
-from ..session.records import SessionState
+from ..session.records import Message, SessionState
 from ..session.text import layout, one_line, uid_tag
 from . import render
 from .context import AppContext
@@ -124,6 +124,7 @@ class ChatRepl:
         self.removed = False
         #: the session I follow said it closed (by its owner, idling, or going away)
         self.closed_seen = False
+        self.mode_seen: str | None = None  # to announce mode changes
         self.close_asked: tuple[str, float] | None = None  # (sid, when) of an unconfirmed /close
         self.kept_input = ""  # a refused message, back in the next prompt
         self.kept_error = ""  # why, in the toolbar while that text is in the input
@@ -235,7 +236,7 @@ class ChatRepl:
         self.stream_text, self.stream_for, self.my_positions, self.typing = "", "", {}, {}
         self.agent = ev.AgentStatus("idle")
         self.removed = self.closed_seen = False
-        self.close_asked = None
+        self.mode_seen, self.close_asked = None, None
         if hello:
             self.out(render.notice(hello))
         self.view = SessionView(
@@ -294,6 +295,7 @@ class ChatRepl:
     def _render_event(self, event: ev.Event) -> None:
         me = self.me
         if isinstance(event, ev.Synced):
+            self.mode_seen = event.state.meta.mode
             self._show_recent(event.state)
         elif isinstance(event, ev.MessagePosted):
             m = event.message
@@ -305,9 +307,7 @@ class ChatRepl:
                 self.typing.pop(m.uid, None)  # they pressed Enter: no longer typing
                 self.out(render.message(m))
         elif isinstance(event, ev.MessageCancelled):
-            self.out(
-                render.notice(f"• a message from {one_line(event.message.name)} was cancelled")
-            )
+            self._message_cancelled(event.message)
         elif isinstance(event, ev.QueueChanged):
             self._queue_changed(event)
         elif isinstance(event, ev.TurnStarted):
@@ -326,7 +326,9 @@ class ChatRepl:
             )
         elif isinstance(event, ev.TurnEnded):
             turn = event.turn
-            if turn.state == "failed":
+            if turn.state in ("failed", "cancelled") and self._has_reply(turn.mid):
+                pass  # the reply just shown says so, with the reason: once is enough
+            elif turn.state == "failed":
                 self.fail(f"the agent failed: {turn.error or 'unknown error'}")
             elif turn.state == "cancelled":
                 self.out(render.notice("• the reply was cancelled", "yellow"))
@@ -358,7 +360,10 @@ class ChatRepl:
             else:
                 self.typing.pop(event.member.uid, None)
         elif isinstance(event, ev.MetaChanged):
-            pass  # the prompt and toolbar read meta live
+            # the prompt and toolbar read meta live; a new mode is news for everyone
+            if self.mode_seen is not None and event.meta.mode != self.mode_seen:
+                self.out(render.notice(f"• the mode is now {one_line(event.meta.mode)}"))
+            self.mode_seen = event.meta.mode
         elif isinstance(event, ev.SessionClosedEvent):
             self.closed_seen = True
             self.out(
@@ -396,6 +401,20 @@ class ChatRepl:
                 )
         elif event.state == "offline" and before.state not in ("offline", "stalled"):
             self.out(render.notice("• agent offline: no runner is serving this project", "yellow"))
+
+    def _message_cancelled(self, message: Message) -> None:
+        state = self.state
+        if state is not None and message.id in state.turns:
+            return  # it had started: its turn's end (or its reply) tells how it ended
+        who = (
+            "your message" if message.uid == self.me else f"a message from {one_line(message.name)}"
+        )
+        self.out(render.notice(f"• {who} was withdrawn"))
+
+    def _has_reply(self, mid: str) -> bool:
+        state = self.state
+        key = paths.reply_key(mid)
+        return state is not None and any(m.id == key for m in state.messages)
 
     def _asker(self, mid: str | None) -> str | None:
         state = self.state
@@ -795,14 +814,10 @@ class ChatRepl:
         if target is None:
             raise SessionError("you have no waiting or running message to cancel")
         outcome = await self.call(self.app.sessions.cancel, state.sid, target.mid)
-        said = {
-            "stopping": "cancelling your running message…",
-            "cancelled": "your running message was cancelled",
-            "skipped": "your message was withdrawn",
-        }
-        if outcome == "stopping" or target.state != "running":
-            self.out(render.notice(f"• {said[outcome]}", "yellow"))
-        # "cancelled": the turn's end, which every member sees, says so
+        if outcome == "stopping":
+            self.out(render.notice("• cancelling your running message…", "yellow"))
+        # "skipped" / "cancelled": the withdrawal or the turn's end, which every member
+        # sees as it happens, says so (once)
 
     async def cmd_cancel(self, _args: list[str]) -> None:
         await self.cancel_mine()
@@ -810,8 +825,13 @@ class ChatRepl:
     async def cmd_mode(self, args: list[str]) -> None:
         if len(args) != 1 or args[0] not in ("plan", "code"):
             raise SessionError("usage: /mode plan|code")
-        await self.call(self.app.sessions.set_mode, self.need_session(), args[0])
-        self.out(render.notice(f"• mode is now {args[0]}"))
+        sid = self.need_session()
+        state = self.state
+        if state is not None and state.meta.mode == args[0]:
+            self.out(render.notice(f"• the mode is already {args[0]}"))
+            return
+        # everyone, me included, is told by the change itself ("• the mode is now plan")
+        await self.call(self.app.sessions.set_mode, sid, args[0])
 
     def _member_by_name(self, name: str) -> str:
         state = self.state

@@ -311,6 +311,59 @@ def test_a_removed_member_is_not_taken_back_to_that_session(
     wait_toolbar(bob, "no session")
 
 
+# --------------------------------------------------------------------------- notices
+
+
+def test_mode_changes_and_withdrawals_are_announced_once(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
+    wait_toolbar(bob, "2 online")
+    bob.line("/mode plan")
+    for t in (alice, bob):
+        t.wait_for("• the mode is now plan")
+        t.wait_for("[plan] [shared:2] >")
+    alice.line("/mode plan")
+    alice.wait_for("the mode is already plan")
+    # no runner: alice's message waits; withdrawing it is told once, on each screen
+    alice.line("one to withdraw")
+    wait_toolbar(alice, "queue 1")
+    alice.line("/cancel")
+    alice.wait_for("• your message was withdrawn")
+    bob.wait_for("• a message from alice was withdrawn")
+    wait_toolbar(alice, "queue 0")
+    time.sleep(1)
+    assert alice.text().count("withdrawn") == 1 and "cancelled" not in alice.text()
+    assert bob.text().count("withdrawn") == 1 and "the mode is now plan" in bob.text()
+    assert alice.text().count("the mode is now plan") == 1
+
+
+FAIL_SCRIPT = "import sys; sys.stdin.read(); sys.stderr.write('boom-4711'); sys.exit(3)"
+
+
+def test_an_agent_failure_is_shown_once_and_the_agent_is_not_called_offline(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+    tmp_path: Path,
+) -> None:
+    agent = load_agent("command", {"cmd": shlex.join([sys.executable, "-c", FAIL_SCRIPT])}, env={})
+    with BackgroundRunner(rules_emu, agent, workdir=tmp_path):
+        alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+        share(alice)
+        alice.line("please fail")
+        alice.wait_for("boom-4711", timeout=30)
+        alice.wait_for("agent → alice (failed)")
+        wait_toolbar(alice, "queue 0 │ agent idle")
+        time.sleep(1.5)
+        assert alice.text().count("boom-4711") == 1, alice.text()
+        failed = next(i for i, r in enumerate(rows(alice)) if "agent → alice (failed)" in r)
+        assert not any("offline" in r for r in rows(alice)[failed:]), alice.text()
+
+
 # --------------------------------------------------------------------------- the preview's rows
 
 
