@@ -114,7 +114,7 @@ def demo(ctx: typer.Context) -> None:
         "emdash-fb demo: bundled emulator "
         f"({env['FIREBASE_DATABASE_EMULATOR_HOST']}), offline echo agent (log: {log_file})",
     ]
-    repl = ChatRepl(app, share=True)
+    repl = ChatRepl(app, share=True, come_back=False)  # its emulator stops when it does
     original = repl.show_invite
 
     def show_invite(code: str) -> None:

@@ -97,6 +97,7 @@ class ChatRepl:
         resume: str | None = None,
         share: bool = False,
         new: bool = False,
+        come_back: bool = True,
         console: Console | None = None,
     ) -> None:
         self.app = app
@@ -104,6 +105,8 @@ class ChatRepl:
         self.resume = resume
         self.share_at_start = share
         self.new_at_start = new
+        #: say on quitting how to come back (not when the database goes away with us: the demo)
+        self.come_back = come_back
         self._console = console
         self.sid: str | None = None
         self.view: Any = None
@@ -636,7 +639,7 @@ class ChatRepl:
     def farewell(self) -> str:
         """One line on how to come back to the session I follow (empty: there is none)."""
         sid, state = self.sid, self.state
-        if sid is None or self.removed:
+        if sid is None or self.removed or not self.come_back:
             return ""
         profile = "" if self.app.profile == "default" else f" --profile {self.app.profile}"
         if self.is_closed(state):

@@ -391,3 +391,19 @@ def test_a_very_long_line_is_cut_at_steady_points_so_rows_do_not_jump() -> None:
     assert all(len(stream_tail(text[:n])) <= STREAM_TAIL_CHARS for n in range(4000, 15000, 7))
     multi = "a\n" * 3000
     assert stream_tail(multi).startswith("a\n")  # at the start of a line when one is in reach
+
+
+def test_the_demo_does_not_promise_a_way_back(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    # its emulator (and every session in it) goes away when the demo does
+    env = {k: v for k, v in term_env.items() if not k.startswith("FIREBASE_")}
+    demo = Terminal([sys.executable, "-m", "emdash_fb.cli.main", "demo"], env)
+    terminals.append(demo)
+    share(demo)
+    wait_toolbar(demo, "1 online")
+    demo.line("/quit")
+    assert demo.exited() == 0
+    seen = demo.raw.decode("utf-8", "replace") + str(demo.child.before)
+    assert "back with" not in seen and "--session" not in seen
