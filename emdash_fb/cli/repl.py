@@ -541,7 +541,7 @@ class ChatRepl:
         """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
         if self.sid is None or not self.prompt or not self.prompt.default_buffer.text:
             return
-        if self.removed or self.closed_seen:
+        if self.removed or self.is_closed():
             return  # nobody is told: the session takes no writes from me
         text = self.prompt.default_buffer.text
         if text.startswith("/") and not text.startswith("//"):
@@ -672,7 +672,10 @@ class ChatRepl:
         cmd, args = parts[0].lower(), parts[1:]
         handler = self.commands().get(cmd)
         if handler is None:
-            self.fail(f"unknown command {cmd}: /help lists the commands")
+            # kept: a typo to fix, or a pasted text that starts with a path (// sends it)
+            why = f"unknown command {one_line(cmd)}: /help lists them; //… sends a line starting with /"
+            self.fail(why)
+            self.kept_input, self.kept_error = line, why
             return
         await self.guarded(handler(args))
 
