@@ -369,6 +369,12 @@ class ChatRepl:
             self.mode_seen = event.meta.mode
         elif isinstance(event, ev.SessionClosedEvent):
             self.closed_seen = True
+            if self.stream_text:
+                # no runner may write to a closed session: the reply ends here, unfinished
+                now = int(time.time() * 1000)
+                cut = Message("", "assistant", "", "agent", self.stream_text, now, "cut off")
+                self.out(render.message(cut, self.stream_for or None))
+                self.stream_text, self.stream_for = "", ""
             self.out(
                 render.notice(
                     f"• this session is closed: it is read-only now ({WAY_OUT})", "yellow"

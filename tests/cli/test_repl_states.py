@@ -145,6 +145,39 @@ def test_a_closed_session_is_read_only_on_every_screen_and_anyone_can_leave_it(
     assert alice.exited() == 0
 
 
+SLOW_SCRIPT = """
+    import sys, time
+    sys.stdin.read()
+    sys.stdout.write("a partial answer, still streaming")
+    sys.stdout.flush()
+    time.sleep(30)
+"""
+
+
+def test_closing_mid_reply_keeps_what_streamed_and_clears_the_preview(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "slow.py"
+    path.write_text(textwrap.dedent(SLOW_SCRIPT))
+    agent = load_agent("command", {"cmd": shlex.join([sys.executable, str(path)])}, env={})
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    share(alice)
+    with BackgroundRunner(rules_emu, agent, workdir=tmp_path, grace_s=1.0):
+        alice.line("answer slowly")
+        alice.wait_for("a partial answer, still streaming", timeout=30)
+        alice.line("/close yes")
+        wait_toolbar(alice, "closed (read-only)")
+        # the runner can't finish a reply in a closed session: what streamed is kept, marked
+        alice.wait_for("agent → alice (cut off)")
+        shown = rows(alice)
+        cut = next(i for i, r in enumerate(shown) if "agent → alice (cut off)" in r)
+        assert shown[cut + 1] == f"{GUTTER}a partial answer, still streaming"
+        assert not any("▸" in r for r in shown), alice.text()  # no preview left behind
+
+
 def test_online_in_the_toolbar_is_here_in_who(
     term_env: dict[str, str],  # noqa: F811
     terminals: list[Terminal],  # noqa: F811
