@@ -44,7 +44,7 @@ from ..session.errors import (
     SessionError,
     TooManyWaiting,
 )
-from ..session.records import Message, SessionState
+from ..session.records import Message, Meta, SessionState
 from ..session.text import layout, one_line, uid_tag
 from . import render
 from .context import AppContext
@@ -187,12 +187,20 @@ class ChatRepl:
             await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
             return
         if self.resume:
-            state = await self.call(sessions.state, self.resume)
-            await self.follow(self.resume, self.welcome_back(state))
+            await self.follow(
+                self.resume, self.welcome_back(self.resume, await self.meta_of(self.resume))
+            )
             return
         if not self.share_at_start and not self.new_at_start and await self.resume_remembered():
             return
         await self.new_session(invite=self.share_at_start)
+
+    async def meta_of(self, sid: str) -> Meta:
+        """The session's meta (a small read: only members can make it), or NotMember."""
+        meta = await self.call(self.app.sessions.meta, sid)
+        if not meta.owner:
+            raise NotMember(f"session {sid} does not exist (or you are not in it)")
+        return meta
 
     async def resume_remembered(self) -> bool:
         """Follow the profile's remembered session again if it is open and I am a member;
@@ -202,22 +210,20 @@ class ChatRepl:
         except NoSession:
             return False
         try:
-            state = await self.call(self.app.sessions.state, sid)
+            meta = await self.meta_of(sid)
         except NotMember as exc:  # gone, left, or removed (Kicked says so)
             self.out(render.notice(f"• your last session: {one_line(str(exc))}"))
             return False
-        if self.me not in state.members:
-            return False
-        if not state.meta.is_open(self.app.sessions.now_ms()):
+        if not meta.is_open(self.app.sessions.now_ms()):
             self.out(render.notice("• your last session is closed (read-only)"))
             return False
-        await self.follow(sid, self.welcome_back(state))
+        await self.follow(sid, self.welcome_back(sid, meta))
         return True
 
-    def welcome_back(self, state: SessionState) -> str:
-        title = f" “{one_line(state.meta.title)}”" if state.meta.title else ""
-        n = len(state.members)
-        return f"back in session {state.sid}{title} ({n} member{'s' if n != 1 else ''})"
+    def welcome_back(self, sid: str, meta: Meta) -> str:
+        title = f" “{one_line(meta.title)}”" if meta.title else ""
+        n = meta.member_count
+        return f"back in session {sid}{title} ({n} member{'s' if n != 1 else ''})"
 
     async def new_session(self, *, invite: bool) -> None:
         shared = await self.call(lambda: self.app.sessions.share(invite=invite))

@@ -21,7 +21,7 @@ from emdash_fb.cli.context import AppContext
 from emdash_fb.emulator.server import ThreadedEmulator
 from emdash_fb.runner.agents import load_agent
 from emdash_fb.session.text import cells
-from tests.cli.test_repl import open_chat, term_env, terminals  # noqa: F401 (fixtures)
+from tests.cli.test_repl import EXE, open_chat, term_env, terminals  # noqa: F401 (fixtures)
 from tests.support.runner import BackgroundRunner
 from tests.support.terminal import Terminal
 
@@ -311,6 +311,18 @@ def test_chat_comes_back_to_the_last_session_and_quitting_says_how(
     again.wait_for("back with:")
     assert again.exited() == 0
 
+    # by its id: what the quit line offers besides `chat`
+    by_id = Terminal([*EXE, "--session", sid, "chat"], term_env)
+    terminals.append(by_id)
+    by_id.wait_for(f"back in session {sid} (1 member)")
+    by_id.line("/quit")
+    by_id.wait_for("back with:")
+    assert by_id.exited() == 0
+    stranger = Terminal([*EXE, "--session", "-Nnot-a-session-xxx", "chat"], term_env)
+    terminals.append(stranger)
+    stranger.wait_for("not a member of session -Nnot-a-session-xxx")
+    assert stranger.exited() == 1
+
     fresh = open_chat(term_env, terminals, "default", "--new")
     fresh.wait_for("new private session: /share to invite others")
     wait_toolbar(fresh, "private │ 1 online │ queue 0")
@@ -435,7 +447,7 @@ def test_the_demo_does_not_promise_a_way_back(
 ) -> None:
     # its emulator (and every session in it) goes away when the demo does
     env = {k: v for k, v in term_env.items() if not k.startswith("FIREBASE_")}
-    demo = Terminal([sys.executable, "-m", "emdash_fb.cli.main", "demo"], env)
+    demo = Terminal([*EXE, "demo"], env)
     terminals.append(demo)
     share(demo)
     wait_toolbar(demo, "1 online")
