@@ -264,9 +264,10 @@ class ChatRepl:
         self.view, self._view_task, self.sid = None, None, None
 
     async def stop_following(self, sid: str) -> None:
-        """Stop following ``sid`` without writing to it: a session I was removed from, or a
-        closed one, accepts no writes and needs none (my membership is already gone, or
-        frozen with the session). The session client forgets it too."""
+        """Stop following ``sid``: after leaving it, or -- with no write at all -- a session I
+        was removed from or a closed one (it accepts no writes and needs none: my membership
+        is already gone, or frozen with the session). The session client forgets it and the
+        profile no longer remembers it; anything else a client keeps of a session goes here."""
         await self.unfollow()
         self.app.sessions.forget(sid)
         self.app.remember_session(None)  # `chat` would not bring me back to it
