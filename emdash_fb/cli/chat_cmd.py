@@ -23,6 +23,9 @@ def chat(
     ctx: typer.Context,
     join: str | None = typer.Option(None, "--join", help="Join a session by invite code."),
     share: bool = typer.Option(False, "--share", help="Start a new session already shared."),
+    new: bool = typer.Option(
+        False, "--new", help="Start a new private session (default: back into your last one)."
+    ),
     name: str | None = typer.Option(
         None, "--name", help="Your display name (a rename when signed in: same identity)."
     ),
@@ -35,7 +38,7 @@ def chat(
     if name:
         for note in adopt_name(app, name):
             typer.echo(note, err=True)
-    repl = ChatRepl(app, join=join, resume=app.session_override, share=share)
+    repl = ChatRepl(app, join=join, resume=app.session_override, share=share, new=new)
     raise typer.Exit(asyncio.run(repl.run()))
 
 
@@ -130,7 +133,7 @@ def demo(ctx: typer.Context) -> None:
         "emdash-fb demo: bundled emulator "
         f"({env['FIREBASE_DATABASE_EMULATOR_HOST']}), offline echo agent (log: {log_file})",
     ]
-    repl = ChatRepl(app, share=True)
+    repl = ChatRepl(app, share=True, come_back=False)  # its emulator stops when it does
 
     def show_invite(code: str) -> None:
         repl.out(Text.assemble(Text("invite code: ", style="bold"), Text(code, style="bold green")))

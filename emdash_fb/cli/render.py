@@ -14,6 +14,11 @@ speaker, a notice or the toolbar. An agent reply is a header row
 The markdown shows links as ``text (url)`` and images as ``[image: alt (url)]``
 (never a terminal hyperlink, never fetched), raw HTML as text, and keeps single
 line breaks (:class:`ReplyMarkdown`).
+
+The live preview of a streaming reply (:func:`preview_rows`) is the same shape
+in plain rows for the bottom toolbar: the reply's newest text, word-wrapped to
+the terminal's width (wide characters count two columns), every row behind the
+gutter, the last few rows of it -- so the newest characters are always on screen.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from rich.text import Text
 
 from ..session import codes
 from ..session.records import Member, Message, SessionState
-from ..session.text import GUTTER, clean, one_line, uid_tag
+from ..session.text import GUTTER, clean, layout, lines, one_line, uid_tag
 
 PALETTE = (
     "cyan",
@@ -47,6 +52,10 @@ PALETTE = (
     "bright_green",
 )
 PREVIEW_CHARS = 600
+#: How many rows of a streaming reply the toolbar shows.
+PREVIEW_ROWS = 4
+#: How much of the end of a streaming reply the preview lays out (it shows only the last rows).
+STREAM_TAIL_CHARS = 4000
 
 
 def colour_of(uid: str) -> str:
@@ -251,3 +260,36 @@ def status_panel(
     table.add_row("agent", agent)
     table.add_row("connection", connection)
     return Panel(table, title="emdash-fb session", border_style="green", expand=False)
+
+
+# --------------------------------------------------------------------------- live preview
+
+
+def stream_tail(text: str, limit: int = STREAM_TAIL_CHARS) -> str:
+    """The end of a streaming reply worth laying out: at most ``limit`` characters.
+
+    It starts at the beginning of a line when one is in reach, else (one very long
+    line) at a multiple of a quarter of ``limit``, so the cut moves only now and then
+    and the preview's rows do not re-flow with every delta.
+    """
+    if len(text) <= limit:
+        return text
+    start = len(text) - limit
+    brk = text.find("\n", start)
+    if brk != -1:
+        return text[brk + 1 :]
+    step = max(1, limit // 4)
+    return text[-(-start // step) * step :]
+
+
+def preview_rows(text: str, width: int, rows: int = PREVIEW_ROWS) -> list[str]:
+    """The last ``rows`` rows of ``text`` (a reply so far), as a ``width``-column terminal
+    shows them: cleaned, every row behind the gutter, word-wrapped so no row is wider
+    than ``width`` (wide characters count two). The newest text is in the last row."""
+    width = max(width, len(GUTTER) + 4)
+    out: list[str] = []
+    for line in reversed(lines(stream_tail(text).rstrip())):
+        out[:0] = layout(GUTTER, line, width=width).split("\n")
+        if len(out) >= rows:
+            break
+    return out[-rows:]

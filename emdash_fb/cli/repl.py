@@ -5,6 +5,11 @@ events print above the prompt (``patch_stdout``) while the user types; the
 agent's reply streams into the bottom toolbar and lands in the scrollback,
 rendered as markdown, when it is complete. Database calls are blocking
 (requests), so they run in threads and never stall the prompt.
+
+Every state the session can be in has a true toolbar and a way out: an open
+session (invite, who is online, queue, agent), a closed one ("closed
+(read-only)"), one you were removed from ("removed from the session"), or none;
+``/leave`` and ``/join CODE`` work from each of them.
 """
 
 from __future__ import annotations
@@ -28,11 +33,19 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..firebase.errors import FirebaseError
-from ..session import codes
+from ..session import codes, paths
 from ..session import events as ev
-from ..session.errors import SessionError
-from ..session.records import SessionState
-from ..session.text import GUTTER, lines, one_line, uid_tag
+from ..session.errors import (
+    BadMessage,
+    NoSession,
+    NotAllowed,
+    NotMember,
+    SessionClosed,
+    SessionError,
+    TooManyWaiting,
+)
+from ..session.records import Message, Meta, SessionState
+from ..session.text import layout, one_line, uid_tag
 from . import render
 from .context import AppContext
 
@@ -51,15 +64,18 @@ COMMANDS: dict[str, str] = {
     "/kick": "/kick NAME|#tag (owner)",
     "/invite": "/invite rotate|revoke|role editor|viewer (owner)",
     "/limit": "/limit N — messages each member may have waiting, 1-10 (owner)",
-    "/close": "close the session for everyone (owner)",
+    "/close": "close the session for everyone, read-only from then on (owner; asks first)",
     "/help": "this list",
     "/quit": "leave the REPL (you stay a member)",
 }
 TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
 HEARTBEAT_EVERY = 15.0
 DOUBLE_CTRL_C = 2.0
-PREVIEW_LINES = 3
-STREAM_TAIL_CHARS = 4000  # the toolbar cleans only the end of a long reply
+CLOSE_CONFIRM_SECONDS = 10.0  # /close twice within this, or /close yes
+# A refused send whose text is put back in the input line (the user edits it and
+# sends again); other failures (network, a closed session) are not retried by hand.
+KEEP_TEXT_ON = (BadMessage, NotAllowed, TooManyWaiting)
+WAY_OUT = "/leave, /join CODE or /quit"
 
 
 class SlashCompleter(Completer):
@@ -80,12 +96,17 @@ class ChatRepl:
         join: str | None = None,
         resume: str | None = None,
         share: bool = False,
+        new: bool = False,
+        come_back: bool = True,
         console: Console | None = None,
     ) -> None:
         self.app = app
         self.join_code = join
         self.resume = resume
         self.share_at_start = share
+        self.new_at_start = new
+        #: say on quitting how to come back (not when the database goes away with us: the demo)
+        self.come_back = come_back
         self._console = console
         self.sid: str | None = None
         self.view: Any = None
@@ -102,6 +123,15 @@ class ChatRepl:
         self.quitting = False
         self._bg: list[asyncio.Task[Any]] = []
         self.prompt: PromptSession[str] | None = None
+        #: the owner removed me from the session I follow (its view has stopped)
+        self.removed = False
+        #: the session I follow said it closed (by its owner, idling, or going away)
+        self.closed_seen = False
+        self.mode_seen: str | None = None  # to announce mode changes
+        self.close_asked: tuple[str, float] | None = None  # (sid, when) of an unconfirmed /close
+        self.kept_input = ""  # a refused message, back in the next prompt
+        self.kept_error = ""  # why, in the toolbar while that text is in the input
+        self._preview: tuple[tuple[int, str], list[str]] | None = None
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -149,16 +179,54 @@ class ChatRepl:
     # -- session lifecycle -------------------------------------------------------------
 
     async def start_session(self) -> None:
+        """``--join CODE``, ``--session SID``, ``--share``, ``--new``, or (no flags) back into the
+        profile's remembered session when it is still open and I am still in it."""
         sessions = self.app.sessions
         if self.join_code:
             joined = await self.call(sessions.join, self.join_code)
             await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
             return
         if self.resume:
-            await self.call(sessions.state, self.resume)
-            await self.follow(self.resume, "back in session")
+            await self.follow(
+                self.resume, self.welcome_back(self.resume, await self.meta_of(self.resume))
+            )
             return
-        shared = await self.call(lambda: sessions.share(invite=self.share_at_start))
+        if not self.share_at_start and not self.new_at_start and await self.resume_remembered():
+            return
+        await self.new_session(invite=self.share_at_start)
+
+    async def meta_of(self, sid: str) -> Meta:
+        """The session's meta (a small read: only members can make it), or NotMember."""
+        meta = await self.call(self.app.sessions.meta, sid)
+        if not meta.owner:
+            raise NotMember(f"session {sid} does not exist (or you are not in it)")
+        return meta
+
+    async def resume_remembered(self) -> bool:
+        """Follow the profile's remembered session again if it is open and I am a member;
+        otherwise say why not (False: the caller starts a new one)."""
+        try:
+            sid = self.app.current_session()
+        except NoSession:
+            return False
+        try:
+            meta = await self.meta_of(sid)
+        except NotMember as exc:  # gone, left, or removed (Kicked says so)
+            self.out(render.notice(f"• your last session: {one_line(str(exc))}"))
+            return False
+        if not meta.is_open(self.app.sessions.now_ms()):
+            self.out(render.notice("• your last session is closed (read-only)"))
+            return False
+        await self.follow(sid, self.welcome_back(sid, meta))
+        return True
+
+    def welcome_back(self, sid: str, meta: Meta) -> str:
+        title = f" “{one_line(meta.title)}”" if meta.title else ""
+        n = meta.member_count
+        return f"back in session {sid}{title} ({n} member{'s' if n != 1 else ''})"
+
+    async def new_session(self, *, invite: bool) -> None:
+        shared = await self.call(lambda: self.app.sessions.share(invite=invite))
         await self.follow(
             shared.session,
             "new private session: /share to invite others" if not shared.invite else "",
@@ -169,10 +237,15 @@ class ChatRepl:
     async def follow(self, sid: str, hello: str) -> None:
         from ..session.view import SessionView
 
+        if self.removed and self.sid is not None:
+            await self.call(self.app.sessions.forget, self.sid)  # removed: nothing to follow
         await self.unfollow()
         self.sid = sid
         self.app.remember_session(sid)
-        self.stream_text, self.my_positions, self.typing = "", {}, {}
+        self.stream_text, self.stream_for, self.my_positions, self.typing = "", "", {}, {}
+        self.agent = ev.AgentStatus("idle")
+        self.removed = self.closed_seen = False
+        self.mode_seen, self.close_asked = None, None
         if hello:
             self.out(render.notice(hello))
         self.view = SessionView(
@@ -190,14 +263,32 @@ class ChatRepl:
                 await self._view_task
         self.view, self._view_task, self.sid = None, None, None
 
-    def show_invite(self, code: str) -> None:
-        self.out(
-            Text.assemble(
-                Text("invite code: ", style="bold"),
-                Text(code, style="bold green"),
-                Text(f"   others run: emdash-fb chat --join {code}", style="dim"),
-            )
+    async def stop_following(self, sid: str) -> None:
+        """Stop following ``sid``: after leaving it, or -- with no write at all -- a session I
+        was removed from or a closed one (it accepts no writes and needs none: my membership
+        is already gone, or frozen with the session). The session client forgets it and the
+        profile no longer remembers it; anything else a client keeps of a session goes here."""
+        await self.unfollow()
+        await self.call(self.app.sessions.forget, sid)
+        self.app.remember_session(None)  # `chat` would not bring me back to it
+
+    def is_closed(self, state: SessionState | None = None) -> bool:
+        """The session I follow is closed: read-only (by its owner, for idling, or gone)."""
+        state = state if state is not None else self.state
+        if self.closed_seen:
+            return True
+        return (
+            state is not None
+            and state.exists
+            and not state.meta.is_open(self.app.sessions.now_ms())
         )
+
+    def show_invite(self, code: str) -> None:
+        from .joinline import join_command
+
+        self.out(Text.assemble(Text("invite code: ", style="bold"), Text(code, style="bold green")))
+        # Plain print, not rich: one unbroken line another machine can paste as it is.
+        print(f"others run: {join_command(self.app.target, code)}", flush=True)
 
     # -- events ------------------------------------------------------------------------
 
@@ -212,6 +303,7 @@ class ChatRepl:
     def _render_event(self, event: ev.Event) -> None:
         me = self.me
         if isinstance(event, ev.Synced):
+            self.mode_seen = event.state.meta.mode
             self._show_recent(event.state)
         elif isinstance(event, ev.MessagePosted):
             m = event.message
@@ -223,9 +315,7 @@ class ChatRepl:
                 self.typing.pop(m.uid, None)  # they pressed Enter: no longer typing
                 self.out(render.message(m))
         elif isinstance(event, ev.MessageCancelled):
-            self.out(
-                render.notice(f"• a message from {one_line(event.message.name)} was cancelled")
-            )
+            self._message_cancelled(event.message)
         elif isinstance(event, ev.QueueChanged):
             self._queue_changed(event)
         elif isinstance(event, ev.TurnStarted):
@@ -244,7 +334,9 @@ class ChatRepl:
             )
         elif isinstance(event, ev.TurnEnded):
             turn = event.turn
-            if turn.state == "failed":
+            if turn.state in ("failed", "cancelled") and self._has_reply(turn.mid):
+                pass  # the reply just shown says so, with the reason: once is enough
+            elif turn.state == "failed":
                 self.fail(f"the agent failed: {turn.error or 'unknown error'}")
             elif turn.state == "cancelled":
                 self.out(render.notice("• the reply was cancelled", "yellow"))
@@ -276,16 +368,27 @@ class ChatRepl:
             else:
                 self.typing.pop(event.member.uid, None)
         elif isinstance(event, ev.MetaChanged):
-            pass  # the prompt and toolbar read meta live
+            # the prompt and toolbar read meta live; a new mode is news for everyone
+            if self.mode_seen is not None and event.meta.mode != self.mode_seen:
+                self.out(render.notice(f"• the mode is now {one_line(event.meta.mode)}"))
+            self.mode_seen = event.meta.mode
         elif isinstance(event, ev.SessionClosedEvent):
+            self.closed_seen = True
+            if self.stream_text:
+                # no runner may write to a closed session: the reply ends here, unfinished
+                now = int(time.time() * 1000)
+                cut = Message("", "assistant", "", "agent", self.stream_text, now, "cut off")
+                self.out(render.message(cut, self.stream_for or None))
+                self.stream_text, self.stream_for = "", ""
             self.out(
                 render.notice(
-                    "• this session is closed: it is read-only now (/quit, or /join another)",
-                    "yellow",
+                    f"• this session is closed: it is read-only now ({WAY_OUT})", "yellow"
                 )
             )
         elif isinstance(event, ev.YouWereKicked):
-            self.fail("the owner removed you from this session; /join another or /quit")
+            self.removed = True
+            self.stream_text, self.stream_for, self.typing = "", "", {}
+            self.fail(f"the owner removed you from this session ({WAY_OUT})")
         elif isinstance(event, ev.ConnectionChanged):
             before, self.connection = self.connection, event.status
             if event.status == "reconnecting" and before == "live":
@@ -312,6 +415,20 @@ class ChatRepl:
                 )
         elif event.state == "offline" and before.state not in ("offline", "stalled"):
             self.out(render.notice("• agent offline: no runner is serving this project", "yellow"))
+
+    def _message_cancelled(self, message: Message) -> None:
+        state = self.state
+        if state is not None and message.id in state.turns:
+            return  # it had started: its turn's end (or its reply) tells how it ended
+        who = (
+            "your message" if message.uid == self.me else f"a message from {one_line(message.name)}"
+        )
+        self.out(render.notice(f"• {who} was withdrawn"))
+
+    def _has_reply(self, mid: str) -> bool:
+        state = self.state
+        key = paths.reply_key(mid)
+        return state is not None and any(m.id == key for m in state.messages)
 
     def _asker(self, mid: str | None) -> str | None:
         state = self.state
@@ -354,7 +471,13 @@ class ChatRepl:
         state = self.state
         mode = state.meta.mode if state is not None else "code"
         parts = [("class:mode", f"[{mode}] ")]
-        if state is not None and state.meta.invite_code:
+        if self.sid is None:
+            parts = [("class:mode", "[no session] ")]
+        elif self.removed:
+            parts.append(("class:gone", "[removed] "))
+        elif state is not None and self.is_closed(state):
+            parts.append(("class:gone", "[closed] "))
+        elif state is not None and state.meta.invite_code:
             parts.append(("class:shared", f"[shared:{len(state.members)}] "))
         elif state is not None and len(state.members) > 1:
             parts.append(("class:shared", f"[members:{len(state.members)}] "))
@@ -365,48 +488,74 @@ class ChatRepl:
         """The agent's status as the live view derives it (working / stalled / idle / offline)."""
         return self.agent.state
 
+    def columns(self) -> int:
+        """The terminal's width, as prompt_toolkit (which draws the toolbar) sees it."""
+        if self.prompt is not None and self.prompt.app.is_running:
+            return max(20, self.prompt.app.output.get_size().columns)
+        return max(20, shutil.get_terminal_size().columns)
+
+    def online(self, state: SessionState) -> int:
+        """Members with a fresh heartbeat, and me: the same people `/who` calls "here"."""
+        now, me = self.app.sessions.now_ms(), self.me
+        return sum(
+            1
+            for uid in state.members
+            if uid == me or (uid in state.presence and not state.presence[uid].is_away(now))
+        )
+
+    def status_line(self) -> str:
+        """The toolbar's last row: only what is true of the session now."""
+        state = self.state
+        if self.sid is None:
+            return " no session │ /join CODE or /quit "
+        if self.removed:
+            return f" removed from the session │ {WAY_OUT} "
+        if state is None:
+            return f" {self.connection}… "
+        if self.is_closed(state):
+            return f" closed (read-only) │ {WAY_OUT} "
+        code = state.meta.invite_code
+        invite = f"invite {codes.display(code)}" if code else "private"
+        conn = "" if self.connection == "live" else f" │ {self.connection}…"
+        return (
+            f" {invite} │ {self.online(state)} online │ queue {len(state.queue)}"
+            f" │ agent {self.agent_state()}{conn} "
+        )
+
+    def preview(self) -> list[str]:
+        """The streaming reply's last rows (cached: the toolbar redraws far more often than
+        the reply grows)."""
+        key = (self.columns(), self.stream_text)
+        if self._preview is None or self._preview[0] != key:
+            self._preview = (key, render.preview_rows(self.stream_text, key[0]))
+        return self._preview[1]
+
     def toolbar(self) -> FormattedText:
         rows: list[tuple[str, str]] = []
         if self.stream_text:
-            # The last lines of the reply so far; every one after the label behind the gutter.
-            tail = lines(self.stream_text[-STREAM_TAIL_CHARS:].rstrip())[-PREVIEW_LINES:]
+            # The newest text of the reply, wrapped to the terminal, behind the gutter.
             who = f" → {one_line(self.stream_for)}" if self.stream_for else ""
-            rows.append(
-                (
-                    "class:stream",
-                    f" agent{who} ▸ " + "".join(f"\n{GUTTER}{t[-160:]}" for t in tail) + "\n",
-                )
-            )
+            body = "".join(f"\n{row}" for row in self.preview())
+            rows.append(("class:stream", f" agent{who} ▸ {body}\n"))
+        if self.kept_error and self.prompt is not None and self.prompt.default_buffer.text:
+            # a long text in the input may push the error itself off the screen
+            shown = layout(" ✗ ", one_line(self.kept_error), width=self.columns())
+            rows.append(("class:error", f"{shown}\n"))
         if self.typing:
             names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
             rows.append(("class:typing", f" {names} {verb} typing…\n"))
-        state = self.state
-        if state is None:
-            rows.append(("class:toolbar", f" {self.connection}… "))
-            return FormattedText(rows)
-        now, me = self.app.sessions.now_ms(), self.me
-        online = sum(
-            1
-            for uid in state.members
-            if uid == me or not state.presence.get(uid) or not state.presence[uid].is_away(now)
-        )
-        code = state.meta.invite_code
-        invite = f"invite {codes.display(code)}" if code else "private"
-        conn = "" if self.connection == "live" else f" │ {self.connection}…"
-        rows.append(
-            (
-                "class:toolbar",
-                f" {invite} │ {online} online │ queue {len(state.queue)} │ agent {self.agent_state()}{conn} ",
-            )
-        )
+        rows.append(("class:toolbar", self.status_line()))
         return FormattedText(rows)
 
     def on_text_changed(self, _buffer: Any) -> None:
         """Typing signal, throttled: at most one write per TYPING_SIGNAL_EVERY seconds."""
         if self.sid is None or not self.prompt or not self.prompt.default_buffer.text:
             return
-        if self.prompt.default_buffer.text.startswith("/"):
+        if self.removed or self.is_closed():
+            return  # nobody is told: the session takes no writes from me
+        text = self.prompt.default_buffer.text
+        if text.startswith("/") and not text.startswith("//"):
             return
         now = time.monotonic()
         if now - self.last_typing_signal < TYPING_SIGNAL_EVERY:
@@ -450,6 +599,8 @@ class ChatRepl:
                 "toolbar": "reverse",
                 "stream": "noreverse ansibrightblack",
                 "typing": "noreverse ansiyellow",
+                "gone": "ansiyellow bold",
+                "error": "noreverse ansired bold",
                 "bottom-toolbar": "noreverse",
             }
         )
@@ -472,11 +623,15 @@ class ChatRepl:
             self._bg = [asyncio.create_task(self._heartbeat())]
             try:
                 while not self.quitting:
+                    default, self.kept_input = self.kept_input, ""
+                    if default:  # a refused message coming back is not typing
+                        self.last_typing_signal = time.monotonic()
                     try:
                         line = await self.prompt.prompt_async(
                             self.prompt_text,
                             bottom_toolbar=self.toolbar,
                             refresh_interval=0.25,
+                            default=default,
                         )
                     except EOFError:
                         break
@@ -486,24 +641,40 @@ class ChatRepl:
             finally:
                 for task in self._bg:
                     task.cancel()
+                farewell = self.farewell()
                 await self.unfollow()
+        if farewell:  # after the REPL is gone, so it stays on the screen
+            print(farewell, flush=True)
         return 0
+
+    def farewell(self) -> str:
+        """One line on how to come back to the session I follow (empty: there is none)."""
+        sid, state = self.sid, self.state
+        if sid is None or self.removed or not self.come_back:
+            return ""
+        profile = "" if self.app.profile == "default" else f" --profile {self.app.profile}"
+        if self.is_closed(state):
+            return f"the session is closed; its history: emdash-fb{profile} --session {sid} history"
+        return f"back with: emdash-fb{profile} chat   (or: emdash-fb{profile} --session {sid} chat)"
 
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_EVERY)
-            if self.sid is not None:
+            if self.sid is not None and not self.removed and not self.is_closed():
                 with contextlib.suppress(FirebaseError, SessionError):
                     await self.call(self.app.sessions.heartbeat, self.sid)
 
     # -- input ------------------------------------------------------------------------------
 
     async def handle(self, line: str) -> None:
+        self.kept_error = ""
         text = line.strip()
         if not text:
             return
-        if not text.startswith("/"):
-            await self.guarded(self.send(line.rstrip("\n")))
+        if not text.startswith("/") or text.startswith("//"):
+            # `//...` is a message that starts with `/` (a path, say): one slash is dropped
+            body = line.lstrip()[1:] if text.startswith("//") else line
+            await self.send_line(body.rstrip("\n"), line)
             return
         try:
             parts = shlex.split(text)
@@ -512,7 +683,10 @@ class ChatRepl:
         cmd, args = parts[0].lower(), parts[1:]
         handler = self.commands().get(cmd)
         if handler is None:
-            self.fail(f"unknown command {cmd}: /help lists the commands")
+            # kept: a typo to fix, or a pasted text that starts with a path (// sends it)
+            why = f"unknown command {one_line(cmd)}: /help lists them; //… sends a line starting with /"
+            self.fail(why)
+            self.kept_input, self.kept_error = line, why
             return
         await self.guarded(handler(args))
 
@@ -538,12 +712,25 @@ class ChatRepl:
 
     def need_session(self) -> str:
         if self.sid is None:
-            raise SessionError("no session: /join CODE, or restart to get a private one")
+            raise SessionError("no session: /join CODE, or /quit")
+        if self.removed:
+            raise SessionError(f"the owner removed you from this session ({WAY_OUT})")
         return self.sid
 
     async def send(self, text: str) -> None:
         # The queue position is shown by the QueueChanged event this write causes.
         await self.call(self.app.sessions.send, self.need_session(), text)
+
+    async def send_line(self, text: str, typed: str) -> None:
+        """Send ``text``; when the session refuses it for a reason the user can act on (too
+        long, not allowed, too many waiting), ``typed`` comes back in the next prompt."""
+        try:
+            await self.send(text)
+        except KEEP_TEXT_ON as exc:
+            self.fail(f"{exc} (your text is back in the input: edit it, or Ctrl-C clears it)")
+            self.kept_input, self.kept_error = typed, f"{exc}: edit it, or Ctrl-C clears it"
+        except (SessionError, FirebaseError) as exc:
+            self.fail(str(exc))
 
     async def cmd_share(self, _args: list[str]) -> None:
         sid = self.need_session()
@@ -562,26 +749,50 @@ class ChatRepl:
     async def cmd_who(self, _args: list[str]) -> None:
         people = await self.call(self.app.sessions.who, self.need_session())
         for p in people:
-            status = "away" if p.away else ("typing…" if p.typing else "here")
+            mine = p.member.uid == self.me  # here, as the toolbar counts me, whatever my heartbeat
+            status = "away" if p.away and not mine else ("typing…" if p.typing else "here")
             line = Text.assemble(
                 "  ",
                 render.tagged_name(p.member.name, p.member.uid),
                 Text(f"  {p.member.role}, {status}", style="dim"),
             )
-            if p.member.uid == self.me:
+            if mine:
                 line.append(" (you)", style="dim")
             self.out(render.Guttered(line))
 
     async def cmd_leave(self, _args: list[str]) -> None:
-        sid = self.need_session()
-        await self.call(self.app.sessions.leave, sid)
-        await self.unfollow()
-        self.out(render.notice("• you left the session"))
-        shared = await self.call(lambda: self.app.sessions.share(invite=False))
-        await self.follow(shared.session, "new private session: /share to invite others")
+        """Give up the membership (a write); from a session I was removed from, or a closed
+        one, just stop following it (no write is possible or needed). Then a private one."""
+        if self.sid is None:
+            raise SessionError("you are in no session: /join CODE, or /quit")
+        sid = self.sid
+        if self.removed:
+            said = "• you left the session you were removed from"
+        elif self.is_closed():
+            said = "• you left the closed session"
+        else:
+            try:
+                await self.call(self.app.sessions.leave, sid)
+                said = "• you left the session"
+            except SessionClosed:  # it went idle meanwhile
+                said = "• you left the closed session"
+            except NotMember:  # removed (or gone) before the view could say so
+                said = "• you left the session"
+        await self.stop_following(sid)
+        self.out(render.notice(said))
+        await self.private_session()
+
+    async def private_session(self) -> None:
+        """A new private session after leaving, if I may own sessions; else none, and how
+        to get into one."""
+        try:
+            await self.new_session(invite=False)
+        except NotAllowed:
+            self.out(render.notice("• no session now: /join CODE to join one, or /quit"))
 
     async def cmd_status(self, _args: list[str]) -> None:
-        state = self.state or await self.call(self.app.sessions.state, self.need_session())
+        sid = self.need_session()
+        state = self.state or await self.call(self.app.sessions.state, sid)
         join_role = await self.call(self.app.sessions.invite_role, state.meta)
         self.out(
             render.status_panel(
@@ -620,14 +831,10 @@ class ChatRepl:
         if target is None:
             raise SessionError("you have no waiting or running message to cancel")
         outcome = await self.call(self.app.sessions.cancel, state.sid, target.mid)
-        said = {
-            "stopping": "cancelling your running message…",
-            "cancelled": "your running message was cancelled",
-            "skipped": "your message was withdrawn",
-        }
-        if outcome == "stopping" or target.state != "running":
-            self.out(render.notice(f"• {said[outcome]}", "yellow"))
-        # "cancelled": the turn's end, which every member sees, says so
+        if outcome == "stopping":
+            self.out(render.notice("• cancelling your running message…", "yellow"))
+        # "skipped" / "cancelled": the withdrawal or the turn's end, which every member
+        # sees as it happens, says so (once)
 
     async def cmd_cancel(self, _args: list[str]) -> None:
         await self.cancel_mine()
@@ -635,8 +842,13 @@ class ChatRepl:
     async def cmd_mode(self, args: list[str]) -> None:
         if len(args) != 1 or args[0] not in ("plan", "code"):
             raise SessionError("usage: /mode plan|code")
-        await self.call(self.app.sessions.set_mode, self.need_session(), args[0])
-        self.out(render.notice(f"• mode is now {args[0]}"))
+        sid = self.need_session()
+        state = self.state
+        if state is not None and state.meta.mode == args[0]:
+            self.out(render.notice(f"• the mode is already {args[0]}"))
+            return
+        # everyone, me included, is told by the change itself ("• the mode is now plan")
+        await self.call(self.app.sessions.set_mode, sid, args[0])
 
     def _member_by_name(self, name: str) -> str:
         state = self.state
@@ -694,17 +906,45 @@ class ChatRepl:
         await self.call(self.app.sessions.set_max_queued, self.need_session(), int(args[0]))
         self.out(render.notice(f"• each member may now have {int(args[0])} messages waiting"))
 
-    async def cmd_close(self, _args: list[str]) -> None:
-        await self.call(self.app.sessions.close, self.need_session())
+    async def cmd_close(self, args: list[str]) -> None:
+        """Close for everyone, after asking: `/close` twice within 10 s, or `/close yes`."""
+        if args not in ([], ["yes"]):
+            raise SessionError("usage: /close (then /close again to confirm), or /close yes")
+        sid = self.need_session()
+        state = self.state or await self.call(self.app.sessions.state, sid)
+        if self.is_closed(state):
+            self.out(render.notice(f"• this session is already closed (read-only): {WAY_OUT}"))
+            return
+        if state.meta.owner != self.me:
+            raise NotAllowed("only the session owner can close the session")
+        asked = self.close_asked
+        now = time.monotonic()
+        if args != ["yes"] and (
+            asked is None or asked[0] != sid or now - asked[1] > CLOSE_CONFIRM_SECONDS
+        ):
+            self.close_asked = (sid, now)
+            self.out(
+                render.notice(
+                    "close this session for everyone? it becomes read-only: "
+                    f"/close again within {CLOSE_CONFIRM_SECONDS:.0f} s, or /close yes",
+                    "yellow",
+                )
+            )
+            return
+        self.close_asked = None
+        await self.call(self.app.sessions.close, sid)
+        # the session's change tells everyone, me included ("• this session is closed…")
 
     async def cmd_help(self, _args: list[str]) -> None:
         for cmd, text in COMMANDS.items():
             self.out(Text.assemble(Text(f"  {cmd:<9}", style="bold"), Text(text, style="dim")))
         self.out(
             render.notice(
-                "  a plain line goes to the agent · Ctrl-C clears · Ctrl-C twice cancels · Ctrl-D quits"
+                "  a plain line goes to the agent · //text sends a line starting with /"
+                " (//usr/bin/python … sends /usr/bin/python …)"
             )
         )
+        self.out(render.notice("  Ctrl-C clears · Ctrl-C twice cancels · Ctrl-D quits"))
 
     async def cmd_quit(self, _args: list[str]) -> None:
         self.quitting = True

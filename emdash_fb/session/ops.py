@@ -14,6 +14,7 @@ reported, so a write that worked is never called a failure (and a user told
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -378,9 +379,13 @@ class SessionClient:
             )
         return out
 
-    def forget_session(self, sid: str) -> None:
-        """Take a session off my list (one I was removed from, or a closed one I own)."""
-        self.db.set(paths.my_session(self.me.uid, sid), None)
+    def forget(self, sid: str) -> None:
+        """Stop following ``sid`` without writing to it (a session I was removed from, or a
+        closed one, accepts no writes and needs none): it goes off my list of sessions and
+        this client drops what it kept about it."""
+        self._names.pop(sid, None)
+        with contextlib.suppress(FirebaseError):
+            self.db.set(paths.my_session(self.me.uid, sid), None)
 
     def rename(self, sid: str, name: str) -> None:
         """Go by ``name`` in ``sid`` (claimed like at a join; the old name stays mine there)."""

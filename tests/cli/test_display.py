@@ -90,7 +90,8 @@ def test_a_raw_rest_member_cannot_forge_lines_or_hide_text(
     # the fake toolbar is only ever behind the gutter; the real one is at the bottom
     fakes = [r for r in lines if "ABCDE-FGHJK" in r]
     assert fakes == [f"  │ {FAKE_TOOLBAR}"]
-    alice.wait_for(f"invite {code} │ 2 online │ queue")  # (after any redraw in progress)
+    # (after any redraw in progress; mallory writes raw REST, no presence: not online)
+    alice.wait_for(f"invite {code} │ 1 online │ queue")
     raw = alice.raw.decode("utf-8", "replace")
     for applied in ("\x1b]52", "\u202e", "\u200d", "\u200b", "\u2028", "\u3164", "\x1b[2J\x1b[H"):
         assert applied not in raw.split("mallory")[-1]
