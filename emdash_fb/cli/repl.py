@@ -125,6 +125,7 @@ class ChatRepl:
         self.prompt: PromptSession[str] | None = None
         #: the owner removed me from the session I follow (its view has stopped)
         self.removed = False
+        self.left_elsewhere = False  # removed from it by our own leave in another terminal
         #: the session I follow said it closed (by its owner, idling, or going away)
         self.closed_seen = False
         self.mode_seen: str | None = None  # to announce mode changes
@@ -244,7 +245,7 @@ class ChatRepl:
         self.app.remember_session(sid)
         self.stream_text, self.stream_for, self.my_positions, self.typing = "", "", {}, {}
         self.agent = ev.AgentStatus("idle")
-        self.removed = self.closed_seen = False
+        self.removed = self.closed_seen = self.left_elsewhere = False
         self.mode_seen, self.close_asked = None, None
         if hello:
             self.out(render.notice(hello))
@@ -385,6 +386,11 @@ class ChatRepl:
                     f"• this session is closed: it is read-only now ({WAY_OUT})", "yellow"
                 )
             )
+            self._record_idle_close()
+        elif isinstance(event, ev.NoLongerMember):
+            self.removed = self.left_elsewhere = True
+            self.stream_text, self.stream_for, self.typing = "", "", {}
+            self.fail(f"you are no longer a member of this session ({WAY_OUT})")
         elif isinstance(event, ev.YouWereKicked):
             self.removed = True
             self.stream_text, self.stream_for, self.typing = "", "", {}
@@ -395,6 +401,19 @@ class ChatRepl:
                 self.out(render.notice("• connection lost; reconnecting…", "yellow"))
             elif event.status == "live" and before == "reconnecting":
                 self.out(render.notice("• reconnected", "green"))
+
+    def _record_idle_close(self) -> None:
+        """A session that went idle is closed by the rules' clock; its owner's client writes
+        ``status: closed`` (and retires the invite), as the data model says."""
+        state = self.state
+        if state is None or state.meta.owner != self.me or state.meta.status != "open":
+            return
+        if not state.meta.owner:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.guarded(self.call(self.app.sessions.close, state.sid))
+        )
+        self._bg.append(task)
 
     def _agent_status(self, event: ev.AgentStatus) -> None:
         before, self.agent = self.agent, event
@@ -509,7 +528,8 @@ class ChatRepl:
         if self.sid is None:
             return " no session │ /join CODE or /quit "
         if self.removed:
-            return f" removed from the session │ {WAY_OUT} "
+            what = "no longer a member" if self.left_elsewhere else "removed from the session"
+            return f" {what} │ {WAY_OUT} "
         if state is None:
             return f" {self.connection}… "
         if self.is_closed(state):

@@ -119,6 +119,8 @@ def event_json(event: ev.Event) -> dict[str, Any] | None:
             }
         case ev.SessionClosedEvent():
             return {"event": "closed"}
+        case ev.NoLongerMember():
+            return {"event": "left"}
         case ev.YouWereKicked():
             return {"event": "kicked"}
         case ev.ConnectionChanged(status=status):
@@ -183,7 +185,7 @@ async def _follow(app: Any, sid: str, as_json: bool) -> int:
         line = json.dumps(data, ensure_ascii=False) if as_json else event_line(data)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-        if isinstance(event, ev.YouWereKicked):
+        if isinstance(event, ev.YouWereKicked | ev.NoLongerMember):
             kicked = True
 
     view = SessionView(app.target, app.auth, app.sessions, sid, on_event)

@@ -161,6 +161,11 @@ class YouWereKicked(Event):
 
 
 @dataclass(frozen=True)
+class NoLongerMember(Event):
+    """The stream was cancelled and we are no longer a member (left from elsewhere)."""
+
+
+@dataclass(frozen=True)
 class ConnectionChanged(Event):
     """``status`` is connecting, live, reconnecting, cancelled or stopped."""
 
@@ -296,6 +301,8 @@ class EventDeriver:
         turns = as_dict(tree.get("turns"))
         lock = Lock.parse(tree.get("lock"))
         server_now = self.server_now(now_ms)
+        if self._closed:  # nothing can run in a closed session, whatever its turns say
+            return AgentStatus("idle")
         last_turn = 0  # a runner's writes prove it alive as well as its heartbeat does
         for mid, raw in turns.items():
             d = as_dict(raw)

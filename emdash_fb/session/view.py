@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..firebase.errors import FirebaseError
+from ..firebase.errors import FirebaseError, PermissionDenied
 from ..firebase.identity import Auth
 from ..firebase.listener import Listener, Update
 from ..firebase.target import Target
@@ -25,6 +25,7 @@ from .events import (
     ConnectionChanged,
     Event,
     EventDeriver,
+    NoLongerMember,
     SessionClosedEvent,
     YouWereKicked,
 )
@@ -85,12 +86,23 @@ class SessionView:
         self.on_event(ConnectionChanged(status))
 
     async def _explain_cancel(self) -> None:
+        """Read access was lost: kicked, left (elsewhere, e.g. another terminal), or gone."""
         me = self.client.me.uid
         try:
             kicked: Any = await asyncio.to_thread(self.client.db.get, paths.kicked(self.sid, me))
         except FirebaseError:
             kicked = None
-        self.on_event(YouWereKicked() if kicked is not None else SessionClosedEvent())
+        if kicked is not None:
+            self.on_event(YouWereKicked())
+            return
+        try:
+            await asyncio.to_thread(self.client.db.get, paths.meta(self.sid))
+        except PermissionDenied:
+            self.on_event(NoLongerMember())
+            return
+        except FirebaseError:
+            pass
+        self.on_event(SessionClosedEvent())
 
     async def run(self) -> None:
         """Follow the session until ``stop()``, a kick, or the session going away."""

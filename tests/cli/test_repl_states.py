@@ -455,3 +455,45 @@ def test_the_demo_does_not_promise_a_way_back(
     assert demo.exited() == 0
     seen = demo.raw.decode("utf-8", "replace") + str(demo.child.before)
     assert "back with" not in seen and "--session" not in seen
+
+
+def test_the_owners_screen_records_an_idle_close(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+) -> None:
+    """A session closes by itself when idle (the rules' clock); the owner's client writes
+    `status: closed` and retires the invite, as the data model says."""
+    from tests.support.cli import make_owner
+
+    make_owner(term_env, "idler", "ida")
+    owner = AppContext(profile="idler", env=term_env)
+    shared = owner.sessions.share(idle_timeout_s=3)
+    owner.remember_session(shared.session)
+    t = open_chat(term_env, terminals, "idler")
+    t.wait_for(f"back in session {shared.session}")
+    wait_toolbar(t, "closed (read-only)", timeout=20)
+    deadline = time.monotonic() + 15
+    while owner.sessions.meta(shared.session).status != "closed":
+        assert time.monotonic() < deadline, "the owner's client never recorded the close"
+        time.sleep(0.2)
+    assert owner.sessions.meta(shared.session).invite_code is None
+
+
+def test_leaving_from_another_terminal_is_told_as_such(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+) -> None:
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
+    bob.wait_for("joined session")
+    import subprocess
+
+    done = subprocess.run(
+        [*EXE, "--profile", "bob", "leave"], env=term_env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    bob.wait_for("you are no longer a member of this session")
+    assert "closed (read-only)" not in rows(bob)[-1]
+    wait_toolbar(bob, "no longer a member")

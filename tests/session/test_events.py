@@ -204,3 +204,16 @@ def test_a_runner_that_just_answered_is_not_offline() -> None:
     assert agent(d.update(tree(turn=done, reply=True), 50_500)) == ["idle"]
     assert agent(d.tick(80_000)) == []
     assert agent(d.tick(90_000)) == ["offline"]  # 40 s of nothing: gone for all we know
+
+
+def test_a_closed_session_has_no_working_or_stalled_agent() -> None:
+    """A reply streaming when the owner closed can never finish (no runner may write to a
+    closed session): that is not a stalled agent, nothing will run here any more."""
+    d = EventDeriver(SID, "bob")
+    d.runner_heartbeat = 1_000
+    t = with_lock(tree(turn=attempt(1, "half a")), lease_until=1_000)
+    assert agent(d.update(t, 1_000)) == ["working"]
+    closed = {**t, "meta": {**t["meta"], "status": "closed"}}
+    events = d.update(closed, 10_000)
+    assert any(isinstance(e, ev.SessionClosedEvent) for e in events)
+    assert agent(events) == ["idle"]
