@@ -55,6 +55,15 @@ def wait_count(t: Terminal, needle: str, count: int, timeout: float = 20.0) -> N
         time.sleep(0.1)
 
 
+def alice_and_bob(env: dict[str, str], opened: list[Terminal]) -> tuple[Terminal, Terminal, str]:
+    """alice shares a session, bob joins it; both screens are live (the toolbar says 2)."""
+    alice = open_chat(env, opened, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    bob = open_chat(env, opened, "bob", "--join", code, "--name", "bob")
+    wait_toolbar(bob, "2 online")
+    return alice, bob, code
+
+
 # --------------------------------------------------------------------------- removed, closed
 
 
@@ -105,10 +114,7 @@ def test_a_closed_session_is_read_only_on_every_screen_and_anyone_can_leave_it(
     term_env: dict[str, str],  # noqa: F811
     terminals: list[Terminal],  # noqa: F811
 ) -> None:
-    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
-    code = share(alice)
-    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
-    wait_toolbar(bob, "2 online")
+    alice, bob, code = alice_and_bob(term_env, terminals)
     alice.line("/leave")  # an open session's owner closes it instead
     alice.wait_for("you own this session: /close it instead of leaving")
     bob.line("/close")
@@ -344,10 +350,7 @@ def test_a_removed_member_is_not_taken_back_to_that_session(
     term_env: dict[str, str],  # noqa: F811
     terminals: list[Terminal],  # noqa: F811
 ) -> None:
-    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
-    code = share(alice)
-    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
-    wait_toolbar(bob, "2 online")
+    alice, bob, code = alice_and_bob(term_env, terminals)
     bob.line("/quit")
     assert "emdash-fb --profile bob chat" in bob.wait_for("back with:")
     assert bob.exited() == 0
@@ -366,10 +369,7 @@ def test_mode_changes_and_withdrawals_are_announced_once(
     term_env: dict[str, str],  # noqa: F811
     terminals: list[Terminal],  # noqa: F811
 ) -> None:
-    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
-    code = share(alice)
-    bob = open_chat(term_env, terminals, "bob", "--join", code, "--name", "bob")
-    wait_toolbar(bob, "2 online")
+    alice, bob, code = alice_and_bob(term_env, terminals)
     bob.line("/mode plan")
     for t in (alice, bob):
         t.wait_for("• the mode is now plan")
