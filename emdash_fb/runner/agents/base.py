@@ -1,16 +1,36 @@
 """The agent contract: what the runner hands an agent, what an agent streams back.
 
-An agent answers one turn at a time. The runner builds a :class:`TurnInput`
-(the conversation so far plus the new message), calls ``agent.run(turn)`` and
-iterates the async generator it returns, forwarding every :data:`AgentEvent` to
-the session. To stop an agent the runner cancels the task that iterates it;
-every agent stops within a second of that and cleans up after itself (kills its
-subprocesses, closes its connections). A failed turn raises :class:`AgentError`,
-whose ``str()`` is the line shown to everyone.
+An agent answers one turn at a time per session. The runner builds a
+:class:`TurnInput` (the conversation so far plus the new message, its
+attachments, who asked, and the agent's own session id from an earlier turn),
+calls ``agent.run(turn)`` and drives the async generator it returns,
+forwarding every :data:`AgentEvent` to the session:
+
+- :class:`TextDelta`, :class:`ToolStart`, :class:`ToolResult`: what people see.
+- :class:`AgentSession`: the agent's own session id and model, once known (a
+  native session: Claude Code's ``session_id``, Codex's ``thread_id``, Gemini's
+  ``session_id``). The runner stores it in the emdash session, so the next
+  turn, on any runner, passes it back as ``TurnInput.resume``.
+- :class:`ApprovalNeeded`: the agent asks permission to use a tool. The runner
+  answers by sending a :class:`Decision` into the generator
+  (``decision = yield ApprovalNeeded(...)``), after the people the owner's
+  policy names answered (or the policy pre-approves the tool, or nobody
+  answered in time: a deny). An agent never runs a tool it was denied.
+
+Stopping: the runner cancels the task that drives the generator (``/cancel``,
+a lost lease, shutdown). Every agent stops within a few seconds of that and
+cleans up after itself; an agent with a native session interrupts the CLI
+(Claude Code's ``interrupt`` control request) so the session and the partial
+work survive, and kills the process only if it doesn't stop in time.
+``close()`` (optional) ends whatever an agent keeps between turns (long-lived
+processes); the runner calls it when it shuts down.
+
+A failed turn raises :class:`AgentError`, whose ``summary`` is the one line
+shown to everyone.
 
 This module holds no database code and no backend: the backends live in
-``echo``, ``command`` and ``openai_compat``, and :func:`load_agent` picks one by
-name.
+``echo``, ``command``, ``openai_compat``, ``claude``, ``codex`` and ``gemini``,
+and :func:`load_agent` picks one by name.
 """
 
 from __future__ import annotations
@@ -18,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -30,7 +50,20 @@ MAX_TOOL_OUTPUT = 4000
 #: A tool's input summary is cut to this many characters.
 MAX_TOOL_INPUT = 200
 
-AGENT_NAMES = ("echo", "command", "openai")
+AGENT_NAMES = ("echo", "command", "openai", "claude", "codex", "gemini")
+
+#: Tools a policy pre-approves unless the owner says otherwise: they only read.
+READ_ONLY_TOOLS = frozenset(
+    {
+        # Claude Code
+        "Read", "Glob", "Grep", "LS", "NotebookRead", "TodoRead", "TodoWrite", "WebSearch",
+        # Gemini CLI
+        "read_file", "read_many_files", "list_directory", "glob", "search_file_content",
+        "google_web_search",
+        # the echo agent
+        "list_files",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -42,13 +75,38 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file someone attached to the message (``/attach``): an image or a text file."""
+
+    name: str  # the file's name as it was attached (no folders)
+    media_type: str  # "image/png", "image/jpeg", "image/gif", "image/webp", "text/plain"
+    data: bytes
+
+    @property
+    def is_image(self) -> bool:
+        return self.media_type.startswith("image/")
+
+    def text(self) -> str:
+        """A text file's contents (invalid UTF-8 shown as U+FFFD)."""
+        return self.data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
 class TurnInput:
     session: str
     message_id: str
     history: tuple[ChatMessage, ...]  # earlier conversation, oldest first, without `message`
     message: ChatMessage  # the new message being answered
     mode: str = "code"  # "code" | "plan"
-    workdir: Path = Path(".")  # where tools may look (read-only tools only)
+    workdir: Path = Path(".")  # the folder the agent works in
+    attachments: tuple[Attachment, ...] = ()  # files attached to `message`
+    #: whether the session's owner wrote `message`: an agent that can't ask for each tool
+    #: (no approval hook) must run a non-owner's message with read-only powers
+    by_owner: bool = False
+    #: the agent's own session id from an earlier turn (AgentSession.session_id), if any
+    resume: str | None = None
+    #: tools the owner's policy allows without asking (CLIs with an allow-list get it)
+    preapproved: frozenset[str] = READ_ONLY_TOOLS
 
 
 @dataclass(frozen=True)
@@ -70,7 +128,34 @@ class ToolResult:
     ok: bool = True
 
 
-AgentEvent = TextDelta | ToolStart | ToolResult
+@dataclass(frozen=True)
+class AgentSession:
+    """The agent's own session, once known: resumed on the next turn by any runner."""
+
+    session_id: str | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalNeeded:
+    """Permission to use a tool. Yielded; the runner sends back a :class:`Decision`."""
+
+    id: str  # unique within the turn (safe_id)
+    tool: str  # the tool's name as the agent calls it ("Bash", "Edit", "write_file", ...)
+    summary: str  # one line: the command, or the file and what happens to it
+    detail: str = ""  # a few lines more (a short diff), or ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An answer to :class:`ApprovalNeeded`."""
+
+    allow: bool
+    reason: str = ""  # why (a deny's reason goes back to the agent)
+    by: str = ""  # who decided: a member's name, "policy" or "timeout"
+
+
+AgentEvent = TextDelta | ToolStart | ToolResult | AgentSession | ApprovalNeeded
 
 
 class AgentError(Exception):
@@ -91,8 +176,12 @@ class AgentError(Exception):
 class Agent(Protocol):
     name: str
 
-    def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
-        """Answer ``turn`` as an async generator of events; raise AgentError on failure."""
+    def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, Decision | None]:
+        """Answer ``turn`` as an async generator of events; raise AgentError on failure.
+
+        After yielding an :class:`ApprovalNeeded` it receives the runner's
+        :class:`Decision` (``decision = yield ...``); after any other event, ``None``.
+        """
         ...
 
 
@@ -341,7 +430,7 @@ def load_agent(
     options: Mapping[str, str] | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> Agent:
-    """Build the agent called ``name`` ("echo" | "command" | "openai") from options and env.
+    """Build the agent called ``name`` (one of :data:`AGENT_NAMES`) from options and env.
 
     Raises AgentError with a clear message for an unknown name, an unknown option
     or missing configuration (e.g. no command for ``command``, no model for
@@ -360,4 +449,16 @@ def load_agent(
         from emdash_fb.runner.agents.openai_compat import OpenAIAgent
 
         return OpenAIAgent.from_options(options, env)
+    if key == "claude":
+        from emdash_fb.runner.agents.claude import ClaudeAgent
+
+        return ClaudeAgent.from_options(options, env)
+    if key == "codex":
+        from emdash_fb.runner.agents.codex import CodexAgent
+
+        return CodexAgent.from_options(options, env)
+    if key == "gemini":
+        from emdash_fb.runner.agents.gemini import GeminiAgent
+
+        return GeminiAgent.from_options(options, env)
     raise AgentError(f"unknown agent {name!r}: choose one of {', '.join(AGENT_NAMES)}")
