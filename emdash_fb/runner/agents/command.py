@@ -74,11 +74,9 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import errno
 import json
 import os
 import shlex
-import signal
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -93,19 +91,24 @@ from emdash_fb.runner.agents.base import (
     turn_document,
 )
 from emdash_fb.runner.agents.jsonl import JsonlTranslator
+from emdash_fb.runner.agents.process import (
+    CHUNK,
+    MAX_LINE,
+    collect_tail,
+    exit_error,
+    settle,
+    spawn,
+    stop,
+    tail_text,
+)
+from emdash_fb.runner.agents.process import feed as _feed_stdin
 
 CMD_ENV = "EMDASH_FB_AGENT_CMD"
 PROMPTS = ("stdin", "arg", "json")
 DEFAULT_TIMEOUT = 600.0
-CHUNK = 64 * 1024
-STDERR_TAIL = 500
 #: After the command exits, stdout is read until it has been idle this long (a stray
 #: background child can hold the pipe open forever).
 EXIT_GRACE = 1.0
-#: Between SIGTERM and SIGKILL when stopping the command.
-TERM_GRACE = 0.4
-#: A jsonl line longer than this is an error rather than unbounded memory.
-MAX_LINE = 32 * 1024 * 1024
 POLL = 0.05
 
 
@@ -164,12 +167,12 @@ class CommandAgent:
         else:
             prompt = build_prompt(turn).replace("\x00", "")
         argv = self.argv + [prompt] if self.prompt == "arg" else list(self.argv)
-        proc = await _spawn(argv, Path(turn.workdir), with_stdin=self.prompt != "arg")
+        proc = await spawn(argv, Path(turn.workdir), with_stdin=self.prompt != "arg")
 
         stderr_tail: deque[str] = deque()
-        stderr_task = asyncio.create_task(_collect_tail(proc.stderr, stderr_tail))
+        stderr_task = asyncio.create_task(collect_tail(proc.stderr, stderr_tail))
         stdin_task = (
-            asyncio.create_task(_feed(proc.stdin, prompt.encode("utf-8")))
+            asyncio.create_task(_feed_stdin(proc.stdin, prompt.encode("utf-8")))
             if proc.stdin is not None
             else None
         )
@@ -223,126 +226,16 @@ class CommandAgent:
 
             if translator is not None and translator.error:
                 raise AgentError(
-                    f"the agent reported an error: {translator.error}", _tail(stderr_tail)
+                    f"the agent reported an error: {translator.error}", tail_text(stderr_tail)
                 )
             if proc.returncode != 0:
-                raise _exit_error(proc.returncode, _tail(stderr_tail))
+                raise exit_error(proc.returncode, tail_text(stderr_tail))
         finally:
             helpers = [t for t in (read_task, stdin_task, stderr_task) if t is not None]
             for task in helpers:
                 task.cancel()
-            await _stop(proc)
-            await _settle(helpers)
+            await stop(proc)
+            await settle(helpers)
 
     def _timed_out(self) -> AgentError:
         return AgentError(f"agent command timed out after {self.timeout:g} s")
-
-
-async def _spawn(argv: list[str], workdir: Path, *, with_stdin: bool) -> asyncio.subprocess.Process:
-    if not workdir.is_dir():
-        raise AgentError(f"the working folder {workdir} does not exist")
-    try:
-        return await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=workdir,
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise AgentError(f"agent command not found: {argv[0]}") from None
-    except PermissionError:
-        raise AgentError(f"agent command is not executable: {argv[0]}") from None
-    except OSError as exc:
-        if exc.errno == errno.E2BIG:
-            raise AgentError(
-                "the conversation is too long to pass as an argument; use prompt=stdin"
-            ) from None
-        raise AgentError(
-            f"could not start the agent command {argv[0]}: {exc.strerror or exc}"
-        ) from None
-
-
-async def _feed(stdin: asyncio.StreamWriter, data: bytes) -> None:
-    """Write the prompt and close stdin; a command that stops reading is not an error."""
-    try:
-        stdin.write(data)
-        await stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            stdin.close()
-
-
-async def _collect_tail(stream: asyncio.StreamReader | None, tail: deque[str]) -> None:
-    """Keep roughly the last STDERR_TAIL*4 characters of ``stream`` in ``tail``."""
-    if stream is None:
-        return
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    size = 0
-    while True:
-        chunk = await stream.read(CHUNK)
-        text = decoder.decode(chunk, final=not chunk)
-        if text:
-            tail.append(text)
-            size += len(text)
-            while size - len(tail[0]) > STDERR_TAIL * 4 and len(tail) > 1:
-                size -= len(tail.popleft())
-        if not chunk:
-            return
-
-
-def _tail(parts: deque[str]) -> str:
-    text = "".join(parts).strip()
-    if len(text) > STDERR_TAIL:
-        text = "…" + text[-STDERR_TAIL:]
-    return text
-
-
-def _exit_error(returncode: int, tail: str) -> AgentError:
-    if returncode < 0:
-        try:
-            signame = signal.Signals(-returncode).name
-        except ValueError:
-            signame = f"signal {-returncode}"
-        summary = f"agent command was killed by {signame}"
-    else:
-        summary = f"agent command exited with status {returncode}"
-    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
-    if last:
-        summary += f": {last[:200]}"
-    return AgentError(summary, tail if tail.strip() != last else "")
-
-
-async def _settle(tasks: list[asyncio.Task[object]]) -> None:
-    """Let cancelled helper tasks finish, without raising what they raised."""
-    if tasks:
-        await asyncio.wait(tasks, timeout=0.5)
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # mark as retrieved
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    """Stop the command's whole process group: SIGTERM, then SIGKILL; close the pipes."""
-    loop = asyncio.get_running_loop()
-    if proc.returncode is None:
-        _killpg(proc.pid, signal.SIGTERM)
-        give_up = loop.time() + TERM_GRACE
-        while proc.returncode is None and loop.time() < give_up:
-            await asyncio.sleep(0.02)
-    # Whatever is left in the group (the command itself, or its stray children) dies now.
-    _killpg(proc.pid, signal.SIGKILL)
-    give_up = loop.time() + 0.4
-    while proc.returncode is None and loop.time() < give_up:
-        await asyncio.sleep(0.02)
-    transport = getattr(proc, "_transport", None)
-    if transport is not None:
-        transport.close()
