@@ -33,7 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from emdash_fb.session.names import (  # noqa: E402 - needs the path above
+from emdash_fb.session import approvals, attachments  # noqa: E402 - needs the path above
+from emdash_fb.session.names import (  # noqa: E402
     CONFUSABLES,
     FORBIDDEN_CLASS,
     MAX_NAME,
@@ -44,6 +45,7 @@ OUT = Path(__file__).resolve().with_name("database.rules.json")
 MAX_QUEUED = 10  # the owner may allow 1..10 waiting messages per member
 TYPING_AHEAD_MS = 10_000
 MAX_TEXT = 16_000
+MAX_TOOL_ID = 100  # emdash_fb.runner.agents.base.MAX_ID
 PUSHID = r"/^[0-9A-Za-z_\-]{20}$/"
 CODE = "/^[0-9A-HJKMNP-TV-Z]{10}$/"
 
@@ -109,6 +111,10 @@ def all_of(*terms: str) -> str:
 
 def any_of(*terms: str) -> str:
     return "(" + " || ".join(f"({t})" if " " in t else t for t in terms) + ")"
+
+
+def one_of(expr: str, values: tuple[str, ...]) -> str:
+    return "(" + " || ".join(f"{expr} === '{v}'" for v in values) + ")"
 
 
 def js(text: str) -> str:
@@ -437,6 +443,27 @@ write:
             {
                 ".write": f"{SIGNED_IN} && {sender_after(d)} && {OPEN}",
                 ".validate": f"newData.isString() && newData.val().matches({PUSHID}) && !{S('messages/{newData.val()}')}.exists() && {NV(d, 'messages/{newData.val()}/uid')} === auth.uid",
+            },
+        ),
+        "policy": C(
+            f"""
+Approval policy: the OWNER, OPEN. approvers: who answers the agent's tool
+requests ('owner', 'editors': the owner or an editor, 'author': the owner or
+the message's author); allow: the tools every message may use without asking,
+comma-separated (absent: the read-only tools); timeoutS: how long a request
+waits ({approvals.MIN_TIMEOUT_S}..{approvals.MAX_TIMEOUT_S} s) before it is a deny.
+""",
+            {
+                ".write": f"{SIGNED_IN} && {OWNER} && {OPEN}",
+                ".validate": "newData.hasChildren(['approvers'])",
+                "approvers": {".validate": one_of("newData.val()", approvals.APPROVERS)},
+                "allow": {
+                    ".validate": f"newData.isString() && newData.val().length <= {approvals.MAX_ALLOW_CHARS} && newData.val().matches(/^({approvals.TOOL_NAME}(,{approvals.TOOL_NAME})*)?$/)"
+                },
+                "timeoutS": {
+                    ".validate": f"newData.isNumber() && newData.val() >= {approvals.MIN_TIMEOUT_S} && newData.val() <= {approvals.MAX_TIMEOUT_S} && newData.val() % 1 === 0"
+                },
+                "$other": {".validate": False},
             },
         ),
         "lastActivity": C(
@@ -890,9 +917,88 @@ stalled cancel (see turns/<mid>/state).
                 ".validate": "newData.val() === 'cancelled' || (newData.val() === 'failed' && newData.parent().child('role').val() === 'assistant')",
             },
             "replyTo": {".validate": "newData.isString()"},
+            "attachments": C(
+                f"""
+What everyone sees of the files sent with a user message (at most
+{attachments.MAX_FILES}: a0..a{attachments.MAX_FILES - 1}), written with it; each names a data record
+attachments/<sid>/<mid>/<key> created in the same write with the same name,
+type and size.
+""",
+                {
+                    ".validate": "newData.parent().child('role').val() === 'user'",
+                    "$key": {
+                        ".validate": all_of(
+                            ATTACHMENT_KEY,
+                            "newData.hasChildren(['name', 'type', 'size'])",
+                            *(
+                                f"newData.child('{f}').val() === {R('attachments/{$sid}/{$mid}/{$key}/' + f, up(6))}.val()"
+                                for f in ("name", "type", "size")
+                            ),
+                        ),
+                        **attachment_fields(),
+                    },
+                },
+            ),
             "$other": {".validate": False},
         },
     }
+
+
+ATTACHMENT_KEY = f"$key.matches(/^a[0-{attachments.MAX_FILES - 1}]$/)"
+
+
+def attachment_fields() -> dict[str, Any]:
+    return {
+        "name": {
+            ".validate": f"newData.isString() && newData.val().length >= 1 && newData.val().length <= {attachments.MAX_FILE_NAME} && !newData.val().contains('/')"
+        },
+        "type": {".validate": one_of("newData.val()", attachments.TYPES)},
+        "size": {
+            ".validate": f"newData.isNumber() && newData.val() >= 1 && newData.val() <= {attachments.MAX_BYTES} && newData.val() % 1 === 0"
+        },
+        "$other": {".validate": False},
+    }
+
+
+ATTACHMENT_DATA = C(
+    f"""
+The files sent with messages, outside the session tree so that following a
+session never downloads them: attachments/<sid>/<mid>/<key> = {{name, type,
+size, data (base64, at most {attachments.MAX_BYTES} bytes of file)}}. Members of the session
+and runners read them. Created once, by the message's author, in the write
+that sends the message (whose metadata must match; see
+messages/<mid>/attachments). Never changed.
+""",
+    {
+        "$sid": {
+            ".read": f"{SIGNED_IN} && ({R('sessions/{$sid}/members/{auth.uid}')}.exists() || {RUNNER})",
+            "$mid": {
+                "$key": {
+                    ".write": all_of(
+                        SIGNED_IN,
+                        NOT_RUNNER,
+                        "!data.exists()",
+                        ATTACHMENT_KEY,
+                        f"!{R('sessions/{$sid}/messages/{$mid}')}.exists()",
+                        f"{R('sessions/{$sid}/messages/{$mid}/uid', up(4))}.val() === auth.uid",
+                        f"{R('sessions/{$sid}/messages/{$mid}/attachments/{$key}', up(4))}.exists()",
+                    ),
+                    ".validate": C(
+                        "The data is base64 of exactly `size` bytes (4 characters per 3 bytes, rounded up).",
+                        all_of(
+                            "newData.hasChildren(['name', 'type', 'size', 'data'])",
+                            f"newData.child('data').isString() && newData.child('data').val().length <= {attachments.MAX_DATA}",
+                            "newData.child('size').val() * 4 <= newData.child('data').val().length * 3",
+                            "newData.child('size').val() * 4 > newData.child('data').val().length * 3 - 12",
+                        ),
+                    ),
+                    **attachment_fields(),
+                    "data": {".validate": "newData.isString()"},
+                }
+            },
+        }
+    },
+)
 
 
 def turns_rules() -> dict[str, Any]:
@@ -963,6 +1069,139 @@ refused at its next write.
     }
 
 
+def approvals_rules() -> dict[str, Any]:
+    holds = f"{SIGNED_IN} && {RUNNER} && {SV('lock/runner')} === auth.uid && {SV('lock/mid')} === $mid && {OPEN}"
+    request = "data.parent()"  # from answer: the request it answers
+    approvers = SV("meta/policy/approvers")
+    answered = "newData.parent().child('answer')"
+    by = "newData.child('by').val()"
+    return {
+        "$mid": {
+            "$aid": {
+                ".write": C(
+                    """
+The agent asks to use a tool: the RUNNER holding the lock for <mid>, OPEN,
+writes the request (tool, a readable summary and detail, the message's
+author, when it was asked and until when an answer counts) and, later, its
+outcome.
+""",
+                    holds,
+                ),
+                ".validate": all_of(
+                    f"$aid.matches(/^[^.$#\\[\\]/]{{1,{MAX_TOOL_ID}}}$/)",
+                    "newData.hasChildren(['tool', 'summary', 'author', 'requestedAt', 'expiresAt'])",
+                ),
+                "tool": {
+                    ".validate": "newData.isString() && newData.val().length >= 1 && newData.val().length <= 100"
+                },
+                "summary": {
+                    ".validate": f"newData.isString() && newData.val().length <= {approvals.MAX_SUMMARY}"
+                },
+                "detail": {
+                    ".validate": f"newData.isString() && newData.val().length <= {approvals.MAX_DETAIL}"
+                },
+                "author": C(
+                    "The author of the message that caused the request.",
+                    {".validate": f"newData.val() === {SV('messages/{$mid}/uid')}"},
+                ),
+                "requestedAt": {
+                    ".validate": "newData.val() === now || (data.exists() && newData.val() === data.val())"
+                },
+                "expiresAt": {
+                    ".validate": f"newData.isNumber() && (data.exists() ? newData.val() === data.val() : newData.val() > now && newData.val() <= now + {approvals.MAX_TIMEOUT_S * 1000})"
+                },
+                "answer": C(
+                    """
+Answer: once, before expiresAt, while the turn runs and no outcome is
+written, by a MEMBER whom the owner's policy lets answer: the OWNER always;
+with approvers 'editors' any editor; with 'author' the message's author.
+Never a runner (its grant above reaches here, its writes don't validate).
+""",
+                    {
+                        ".write": all_of(
+                            SIGNED_IN,
+                            NOT_RUNNER,
+                            "!data.exists()",
+                            f"{request}.exists()",
+                            f"!{request}.child('outcome').exists()",
+                            f"{request}.child('expiresAt').val() > now",
+                            f"{SV('turns/{$mid}/state')} === 'running'",
+                            MEMBER,
+                            OPEN,
+                            any_of(
+                                OWNER,
+                                f"{approvers} === 'editors' && {SV('members/{auth.uid}/role')} === 'editor'",
+                                f"{approvers} === 'author' && {request}.child('author').val() === auth.uid",
+                            ),
+                        ),
+                        ".validate": f"{NOT_RUNNER} && !data.exists() && newData.hasChildren(['by', 'decision', 'at'])",
+                        "by": {".validate": "newData.val() === auth.uid"},
+                        "decision": {".validate": one_of("newData.val()", ("allow", "deny"))},
+                        "reason": {
+                            ".validate": f"newData.isString() && newData.val().length <= {approvals.MAX_REASON}"
+                        },
+                        "at": NOW,
+                        "$other": {".validate": False},
+                    },
+                ),
+                "outcome": C(
+                    f"""
+What the runner told the agent, once: the answer's decision and who gave
+it, or (no answer) a deny by {", ".join(repr(u) for u in approvals.UNANSWERED)}; 'timeout' only
+once expiresAt has passed.
+""",
+                    {
+                        ".validate": all_of(
+                            "!data.exists()",
+                            "newData.hasChildren(['allow', 'by', 'at'])",
+                            any_of(
+                                f"{answered}.exists() && newData.child('allow').val() === ({answered}.child('decision').val() === 'allow') && {by} === {answered}.child('by').val()",
+                                f"!{answered}.exists() && newData.child('allow').val() === false && ("
+                                + " || ".join(
+                                    f"{by} === 'timeout' && now >= newData.parent().child('expiresAt').val()"
+                                    if u == "timeout"
+                                    else f"{by} === '{u}'"
+                                    for u in approvals.UNANSWERED
+                                )
+                                + ")",
+                            ),
+                        ),
+                        "allow": {".validate": "newData.isBoolean()"},
+                        "by": {".validate": "newData.isString() && newData.val().length <= 128"},
+                        "reason": {
+                            ".validate": f"newData.isString() && newData.val().length <= {approvals.MAX_REASON}"
+                        },
+                        "at": NOW,
+                        "$other": {".validate": False},
+                    },
+                ),
+                "$other": {".validate": False},
+            }
+        }
+    }
+
+
+AGENT = C(
+    """
+Which agent answers this session, as the runner that last held the lock
+saw it: name, model, working folder (its last part) and the agent's own
+session id (so any runner can resume it). The RUNNER holding the lock, OPEN.
+""",
+    {
+        ".write": f"{SIGNED_IN} && {RUNNER} && {SV('lock/runner')} === auth.uid && {OPEN}",
+        ".validate": "newData.hasChildren(['name', 'runner', 'at'])",
+        "name": {
+            ".validate": "newData.isString() && newData.val().length >= 1 && newData.val().length <= 40"
+        },
+        "model": {".validate": "newData.isString() && newData.val().length <= 100"},
+        "sessionId": {".validate": "newData.isString() && newData.val().length <= 200"},
+        "folder": {".validate": "newData.isString() && newData.val().length <= 200"},
+        "runner": {".validate": "newData.val() === auth.uid"},
+        "at": NOW,
+        "$other": {".validate": False},
+    },
+)
+
 LOCK_MID = "{data.child('mid').val()}"
 LOCK = C(
     """
@@ -1011,6 +1250,8 @@ def sessions_rules() -> dict[str, Any]:
             "slots": slots_rules(),
             "messages": messages_rules(),
             "turns": turns_rules(),
+            "approvals": approvals_rules(),
+            "agent": AGENT,
             "lock": LOCK,
         }
     }
@@ -1138,6 +1379,7 @@ def tree() -> dict[str, Any]:
             "allow": ALLOW,
             "invites": INVITES,
             "sessions": sessions_rules(),
+            "attachments": ATTACHMENT_DATA,
             "work": WORK,
             "users": USERS,
             "runners": RUNNERS,

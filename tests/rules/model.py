@@ -336,3 +336,78 @@ def replace(body: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
 def without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
     """A copy of a multi-path body that leaves out the paths ``keys``."""
     return {k: v for k, v in body.items() if k not in keys}
+
+
+# -- approvals, policy, agent, attachments --------------------------------------------
+
+
+def approval_request(
+    author: str,
+    *,
+    tool: str = "Bash",
+    summary: str = "rm -rf build",
+    wait_ms: int = 60_000,
+) -> dict[str, Any]:
+    """What the runner writes at approvals/<mid>/<aid> when the agent asks for a tool."""
+    return {
+        "tool": tool,
+        "summary": summary,
+        "detail": "",
+        "author": author,
+        "requestedAt": TS,
+        "expiresAt": now_ms() + wait_ms,
+    }
+
+
+def approval_answer(uid: str, decision: str = "allow", reason: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"by": uid, "decision": decision, "at": TS}
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def approval_outcome(allow: bool, by: str, reason: str = "") -> dict[str, Any]:
+    body: dict[str, Any] = {"allow": allow, "by": by, "at": TS}
+    if reason:
+        body["reason"] = reason
+    return body
+
+
+def policy(approvers: str = "owner", allow: str | None = None, timeout_s: int = 300) -> dict:
+    body: dict[str, Any] = {"approvers": approvers, "timeoutS": timeout_s}
+    if allow is not None:
+        body["allow"] = allow
+    return body
+
+
+def agent_record(runner: str, name: str = "claude", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "runner": runner, "at": TS, **extra}
+
+
+def attachment(
+    name: str = "shot.png", kind: str = "image/png", data: bytes = b"\x89PNG\r\n\x1a\nxx"
+) -> tuple[dict, dict]:
+    """(metadata, data record) of one attachment."""
+    import base64
+
+    meta = {"name": name, "type": kind, "size": len(data)}
+    return meta, {**meta, "data": base64.b64encode(data).decode("ascii")}
+
+
+def send_with_attachments(
+    uid: str,
+    name: str,
+    sid: str,
+    mid: str,
+    text: str,
+    files: list[tuple[dict, dict]],
+    *,
+    slot: str = "s0",
+) -> dict[str, Any]:
+    body = send(uid, name, sid, mid, text, slot=slot)
+    message = dict(body[f"sessions/{sid}/messages/{mid}"])
+    message["attachments"] = {f"a{i}": meta for i, (meta, _) in enumerate(files)}
+    body[f"sessions/{sid}/messages/{mid}"] = message
+    for i, (_, record) in enumerate(files):
+        body[f"attachments/{sid}/{mid}/a{i}"] = record
+    return body

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from emdash_fb.session.approvals import READ_ONLY_TOOLS
 from emdash_fb.session.text import GUTTER, clean, layout, one_line, uid_tag
 
 #: Tool output is cut to this many characters before it is streamed.
@@ -51,19 +52,6 @@ MAX_TOOL_OUTPUT = 4000
 MAX_TOOL_INPUT = 200
 
 AGENT_NAMES = ("echo", "command", "openai", "claude", "codex", "gemini")
-
-#: Tools a policy pre-approves unless the owner says otherwise: they only read.
-READ_ONLY_TOOLS = frozenset(
-    {
-        # Claude Code
-        "Read", "Glob", "Grep", "LS", "NotebookRead", "TodoRead", "TodoWrite", "WebSearch",
-        # Gemini CLI
-        "read_file", "read_many_files", "list_directory", "glob", "search_file_content",
-        "google_web_search",
-        # the echo agent
-        "list_files",
-    }
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
