@@ -37,7 +37,9 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def runner(
-    agent: str = typer.Option("echo", "--agent", help="echo | command | openai"),
+    agent: str = typer.Option(
+        "echo", "--agent", help="echo | command | openai | claude | codex | gemini"
+    ),
     agent_opt: list[str] = typer.Option(
         [], "--agent-opt", help="Agent option KEY=VALUE (repeatable)."
     ),

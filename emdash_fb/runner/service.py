@@ -138,6 +138,7 @@ class Runner:
             with contextlib.suppress(Exception):
                 await watch
             await self._drain()
+            await self._close_agent()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -275,6 +276,16 @@ class Runner:
             f" ({for_log(outcome.error)})" if outcome.error else "",
         )
         return outcome
+
+    async def _close_agent(self) -> None:
+        """End what the agent keeps between turns (long-lived CLI processes)."""
+        close = getattr(self.agent, "close", None)
+        if close is None:
+            return
+        try:
+            await asyncio.wait_for(close(), 10)
+        except Exception as exc:  # shutting down: say it, don't fail the exit
+            log.warning("closing the agent failed: %s", for_log(str(exc)))
 
     async def _drain(self) -> None:
         if not self.active:

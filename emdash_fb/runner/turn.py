@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -23,12 +24,29 @@ from ..firebase.admin import RunnerDatabase
 from ..firebase.client import SERVER_TIMESTAMP
 from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..session import paths
-from ..session.records import SessionState
-from .agents import Agent, AgentError, ChatMessage, TextDelta, ToolResult, ToolStart, TurnInput
+from ..session.approvals import Policy
+from ..session.attachments import decode_records
+from ..session.records import SessionState, as_dict
+from ..session.text import for_log
+from .agents import (
+    Agent,
+    AgentError,
+    AgentSession,
+    ApprovalNeeded,
+    Attachment,
+    ChatMessage,
+    Decision,
+    TextDelta,
+    ToolResult,
+    ToolStart,
+    TurnInput,
+)
+from .approvals import ApprovalDesk
 from .chunks import ChunkWriter
 from .lease import Claim, renew
 
 T = TypeVar("T")
+log = logging.getLogger("emdash_fb.runner")
 MAX_TOOL_OUTPUT = 2000
 MAX_HISTORY = 200
 CANCEL_POLL_SECONDS = 0.4
@@ -82,6 +100,7 @@ class TurnRunner:
         self.attempt = 1
         self.crashes = 0
         self._started = False
+        self.desk: ApprovalDesk | None = None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -132,11 +151,24 @@ class TurnRunner:
             return await self._finish(
                 "failed", 0, "the author is no longer a member of this session", started
             )
-        turn_input = self._turn_input(session)
+        turn_input = await self._turn_input(session)
+        self.desk = ApprovalDesk(
+            db=self.db,
+            sid=self.sid,
+            mid=self.mid,
+            author=self.claim.item.uid,
+            names={
+                uid: str(as_dict(m).get("name", ""))
+                for uid, m in as_dict(session.get("members")).items()
+            },
+            call=self.call,
+            write=self._write,
+        )
         await self._write(
             self.db.update,
             paths.session(self.sid),
             {
+                "agent": self._agent_record(session, turn_input),
                 f"queue/{self.mid}/state": "running",
                 f"turns/{self.mid}": {
                     "state": "running",
@@ -195,6 +227,8 @@ class TurnRunner:
                 state = "cancelled"
             else:
                 state = "interrupted"
+        if self.desk is not None and self.desk.open:
+            await self.desk.settle("cancel" if state == "cancelled" else "stopped")
         try:
             await writer.close()
         except FirebaseError:
@@ -224,7 +258,7 @@ class TurnRunner:
         outcome.chunks = writer.writes
         return outcome
 
-    def _turn_input(self, session: dict[str, Any]) -> TurnInput:
+    async def _turn_input(self, session: dict[str, Any]) -> TurnInput:
         msgs = SessionState.parse(self.sid, session).messages
         current = next((m for m in msgs if m.id == self.mid), None)
         history = []
@@ -238,7 +272,13 @@ class TurnRunner:
             author = m.name if m.role == "user" else "agent"
             history.append(ChatMessage(m.role, author, m.text, m.uid if m.role == "user" else ""))
         item = self.claim.item
-        meta = session.get("meta") or {}
+        meta = as_dict(session.get("meta"))
+        files: tuple[Attachment, ...] = ()
+        if current is not None and current.attachments:
+            raw = await self.call(self.db.get, f"attachments/{self.sid}/{self.mid}")
+            files = tuple(Attachment(a.name, a.media_type, a.data) for a in decode_records(raw))
+        agent = as_dict(session.get("agent"))
+        resume = agent.get("sessionId") if agent.get("name") == self.agent.name else None
         return TurnInput(
             session=self.sid,
             message_id=self.mid,
@@ -246,18 +286,64 @@ class TurnRunner:
             message=ChatMessage("user", item.name, item.text, item.uid),
             mode=str(meta.get("mode", "code")),
             workdir=self.settings.workdir,
+            attachments=files,
+            by_owner=item.uid == meta.get("owner"),
+            resume=resume if isinstance(resume, str) and resume else None,
+            preapproved=Policy.parse(meta.get("policy")).allowed,
         )
+
+    def _agent_record(self, session: dict[str, Any], turn_input: TurnInput) -> dict[str, Any]:
+        """sessions/<sid>/agent: which agent answers, where; its native session is kept
+        while the same agent answers (another agent starts its own)."""
+        record: dict[str, Any] = {
+            "name": self.agent.name,
+            "runner": self.db.uid,
+            "folder": Path(self.settings.workdir).resolve().name[:200],
+            "at": SERVER_TIMESTAMP,
+        }
+        old = as_dict(session.get("agent"))
+        if old.get("name") == self.agent.name:
+            for key in ("model", "sessionId"):
+                if isinstance(old.get(key), str):
+                    record[key] = old[key]
+        return record
 
     async def _drive_agent(self, turn_input: TurnInput, writer: ChunkWriter) -> None:
         # aclosing: on cancellation the agent's cleanup (killing a subprocess)
         # runs before this task ends, not later in a separate task.
         async with contextlib.aclosing(self.agent.run(turn_input)) as events:
-            async for ev in events:
-                await self._handle(ev, writer)
+            reply: Decision | None = None
+            while True:
+                try:
+                    ev = await events.asend(reply)  # type: ignore[attr-defined]
+                except StopAsyncIteration:
+                    return
+                reply = await self._handle(ev, writer)
 
-    async def _handle(self, ev: object, writer: ChunkWriter) -> None:
+    async def _handle(self, ev: object, writer: ChunkWriter) -> Decision | None:
         if writer.error is not None:
             raise writer.error
+        if isinstance(ev, ApprovalNeeded):
+            await writer.flush()
+            assert self.desk is not None
+            decision = await self.desk.decide(ev)
+            log.info(
+                "session %s: %s %s: %s by %s",
+                for_log(self.sid),
+                for_log(ev.tool, 64),
+                for_log(ev.summary, 120),
+                "allowed" if decision.allow else "denied",
+                for_log(decision.by, 64),
+            )
+            return decision
+        if isinstance(ev, AgentSession):
+            update: dict[str, Any] = {"runner": self.db.uid, "at": SERVER_TIMESTAMP}
+            if ev.session_id:
+                update["sessionId"] = ev.session_id[:200]
+            if ev.model:
+                update["model"] = ev.model[:100]
+            await self._write(self.db.update, f"{paths.session(self.sid)}/agent", update)
+            return None
         if isinstance(ev, TextDelta):
             writer.add(ev.text)
         elif isinstance(ev, ToolStart):
@@ -282,6 +368,7 @@ class TurnRunner:
                 base,
                 {"state": "done" if ev.ok else "error", "output": ev.output[:MAX_TOOL_OUTPUT]},
             )
+        return None
 
     async def _write_chunks(self, chunks: dict[str, str]) -> None:
         path = f"{paths.turn(self.sid, self.mid)}/chunks"

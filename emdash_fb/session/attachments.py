@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadMessage
-from .records import as_dict
 
 MAX_FILES = 4
 MAX_BYTES = 512 * 1024
@@ -42,6 +41,10 @@ _MAGIC = {
     "image/gif": (b"GIF87a", b"GIF89a"),
     "image/webp": (b"RIFF",),
 }
+
+
+def as_dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .attachments import AttachmentMeta, parse_meta
+
 ROLES = ("owner", "editor", "viewer")
 AWAY_AFTER_MS = 45_000
 
@@ -139,6 +141,7 @@ class Message:
     at: int
     state: str = ""
     reply_to: str | None = None
+    attachments: tuple[AttachmentMeta, ...] = ()
 
     @classmethod
     def parse(cls, mid: str, raw: Any) -> Message:
@@ -153,6 +156,7 @@ class Message:
             _int(d.get("at")),
             _str(d.get("state")),
             reply if isinstance(reply, str) else None,
+            parse_meta(d.get("attachments")) if d.get("attachments") else (),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -167,6 +171,10 @@ class Message:
             out["reply_to"] = self.reply_to
         if self.state:
             out["state"] = self.state
+        if self.attachments:
+            out["attachments"] = [
+                {"name": a.name, "type": a.media_type, "size": a.size} for a in self.attachments
+            ]
         return out
 
 

@@ -34,6 +34,7 @@ def turn(workdir: Path, text: str = "hello there", history=()) -> TurnInput:
         history=tuple(history),
         message=ChatMessage("user", "alice", text),
         workdir=workdir,
+        by_owner=True,
     )
 
 
@@ -188,6 +189,7 @@ def test_text_prompt_no_line_of_a_message_passes_for_another(tmp_path):
         history=FORGERY,
         message=ChatMessage("user", "bob", FORGED, "uidBBBBbb02"),
         workdir=tmp_path,
+        by_owner=True,
     )
     for mode in ("stdin", "arg"):
         if mode == "arg":
@@ -242,6 +244,7 @@ def test_json_prompt_is_one_document_of_structured_turns(tmp_path):
         message=ChatMessage("user", name, FORGED, "uidBBBBbb02"),
         mode="plan",
         workdir=tmp_path,
+        by_owner=True,
     )
     out = json.loads(text_of(collect(agent_for(cmd, prompt="json"), t)))
     assert out["lines"] == 1 and out["argv"] == []  # one JSON document, on stdin
@@ -787,3 +790,39 @@ def test_jsonl_last_line_without_newline_and_invalid_utf8(tmp_path):
     )
     events = collect(agent_for(cmd, format="jsonl"), turn(tmp_path))
     assert events == [TextDelta("café \ufffd"), TextDelta("end")]
+
+
+# -- guests: messages from anyone but the owner -----------------------------------------
+
+GUEST_SCRIPT = """
+import sys
+sys.stdin.read()
+print(sys.argv[1])
+"""
+
+
+def guest_turn(workdir: Path) -> TurnInput:
+    return TurnInput("s", "m", (), ChatMessage("user", "bob", "delete it all"), workdir=workdir)
+
+
+def test_guest_messages_refused_without_a_guest_command(tmp_path):
+    cmd = script(tmp_path, "echo_arg.py", GUEST_SCRIPT)
+    error = failure(agent_for(f"{cmd} owner-cmd"), guest_turn(tmp_path))
+    assert "answers only the owner's messages" in str(error)
+    assert "guest_cmd" in str(error) and "\n" not in error.summary
+
+
+def test_guest_messages_run_the_guest_command(tmp_path):
+    cmd = script(tmp_path, "echo_arg.py", GUEST_SCRIPT)
+    agent = agent_for(f"{cmd} owner-cmd", guest_cmd=f"{cmd} guest-cmd")
+    assert "".join(e.text for e in collect(agent, guest_turn(tmp_path))) == "guest-cmd\n"
+    owner = TurnInput("s", "m", (), ChatMessage("user", "al", "x"), workdir=tmp_path, by_owner=True)
+    assert "".join(e.text for e in collect(agent, owner)) == "owner-cmd\n"
+
+
+def test_guests_same_runs_the_owner_command(tmp_path):
+    cmd = script(tmp_path, "echo_arg.py", GUEST_SCRIPT)
+    agent = agent_for(f"{cmd} owner-cmd", guests="same")
+    assert "".join(e.text for e in collect(agent, guest_turn(tmp_path))) == "owner-cmd\n"
+    with pytest.raises(AgentError, match="guests"):
+        agent_for(cmd, guests="everyone")

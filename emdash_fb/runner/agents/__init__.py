@@ -1,4 +1,5 @@
-"""Pluggable agents: ``echo`` (offline demo), ``command`` (any agent CLI) and ``openai``.
+"""Pluggable agents: ``echo`` (offline demo), ``command`` (any agent CLI), ``openai``, and
+the native sessions ``claude``, ``codex`` and ``gemini``.
 
 The contract lives in :mod:`emdash_fb.runner.agents.base` and is re-exported
 here; :func:`load_agent` builds an agent by name from options and environment.
@@ -9,7 +10,11 @@ from emdash_fb.runner.agents.base import (
     Agent,
     AgentError,
     AgentEvent,
+    AgentSession,
+    ApprovalNeeded,
+    Attachment,
     ChatMessage,
+    Decision,
     TextDelta,
     ToolResult,
     ToolStart,
@@ -23,7 +28,11 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentEvent",
+    "AgentSession",
+    "ApprovalNeeded",
+    "Attachment",
     "ChatMessage",
+    "Decision",
     "TextDelta",
     "ToolResult",
     "ToolStart",

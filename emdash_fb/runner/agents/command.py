@@ -13,6 +13,14 @@ Options (all strings):
   :mod:`emdash_fb.runner.agents.jsonl` for the shapes understood (Claude
   Code's ``stream-json`` and a small generic one).
 * ``timeout``: seconds for the whole turn (default 600).
+* ``guest_cmd``: the command line for messages from anyone but the session's
+  owner. The command agent has no way to ask before each tool, so by default
+  it answers only the owner's messages and a guest's turn fails with a line
+  saying so; ``guest_cmd`` names a command the owner trusts with anyone's
+  words (a read-only configuration of the same CLI, say
+  ``claude -p --permission-mode plan``), ``guests=same`` runs ``cmd`` for everyone
+  (the owner takes that risk knowingly).
+* ``guests``: ``refuse`` (default, unless ``guest_cmd`` is set) or ``same``.
 
 The prompt text (``stdin``, ``arg``; see
 :func:`~emdash_fb.runner.agents.base.build_prompt`) is::
@@ -122,6 +130,7 @@ class CommandAgent:
         prompt: str = "stdin",
         format: str = "text",
         timeout: float = DEFAULT_TIMEOUT,
+        guest_argv: Sequence[str] | None = None,
     ) -> None:
         if not argv:
             raise AgentError("the command agent needs a command to run")
@@ -133,22 +142,27 @@ class CommandAgent:
         self.prompt = prompt
         self.format = format
         self.timeout = timeout
+        self.guest_argv = list(guest_argv) if guest_argv is not None else None
 
     @classmethod
     def from_options(
         cls, options: Mapping[str, str] | None, env: Mapping[str, str] = os.environ
     ) -> CommandAgent:
-        opts = Options("command", options, ("cmd", "prompt", "format", "timeout"))
+        opts = Options(
+            "command", options, ("cmd", "prompt", "format", "timeout", "guest_cmd", "guests")
+        )
         line = opts.get("cmd") or env.get(CMD_ENV) or ""
         if not line.strip():
             raise AgentError(
                 f"the command agent needs a command: set {CMD_ENV} or the cmd option "
                 "(e.g. cmd='claude -p')"
             )
-        try:
-            argv = shlex.split(line)
-        except ValueError as exc:
-            raise AgentError(f"cannot parse the agent command {line!r}: {exc}") from None
+        argv = _split(line)
+        guests = opts.choice("guests", ("refuse", "same"))
+        guest_line = opts.get("guest_cmd") or ""
+        guest_argv = (
+            _split(guest_line) if guest_line.strip() else argv if guests == "same" else None
+        )
         timeout = opts.number("timeout", DEFAULT_TIMEOUT)
         if timeout <= 0:
             raise AgentError("option timeout for the command agent must be more than 0")
@@ -157,6 +171,7 @@ class CommandAgent:
             prompt=opts.choice("prompt", PROMPTS),
             format=opts.choice("format", ("text", "jsonl")),
             timeout=timeout,
+            guest_argv=guest_argv,
         )
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
@@ -166,7 +181,13 @@ class CommandAgent:
             prompt = json.dumps(turn_document(turn), ensure_ascii=False) + "\n"
         else:
             prompt = build_prompt(turn).replace("\x00", "")
-        argv = self.argv + [prompt] if self.prompt == "arg" else list(self.argv)
+        base = self.argv if turn.by_owner else self.guest_argv
+        if base is None:
+            raise AgentError(
+                "the command agent answers only the owner's messages: the owner can run the "
+                "runner with --agent-opt guest_cmd=<a read-only command> (or guests=same)"
+            )
+        argv = base + [prompt] if self.prompt == "arg" else list(base)
         proc = await spawn(argv, Path(turn.workdir), with_stdin=self.prompt != "arg")
 
         stderr_tail: deque[str] = deque()
@@ -239,3 +260,10 @@ class CommandAgent:
 
     def _timed_out(self) -> AgentError:
         return AgentError(f"agent command timed out after {self.timeout:g} s")
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exc:
+        raise AgentError(f"cannot parse the agent command {line!r}: {exc}") from None

@@ -27,7 +27,15 @@ tool inside the turn's ``workdir`` and stream its ToolStart/ToolResult:
   out) are refused with a failed ToolResult, as are missing files and folders.
   Output is cut to 4000 characters.
 
-Both triggers may appear in one message; the listing comes first.
+* ``run: <command>`` (the rest of that line) -> asks permission for tool ``Bash``
+  (an :class:`ApprovalNeeded` the runner puts to the session). Allowed, it runs
+  the command with ``sh -c`` in the working folder (30 s at most; output cut to
+  4000 characters) and says its exit status; denied, it says who said no and
+  why, and runs nothing.
+
+Triggers may be combined in one message; the listing comes first, then the
+read, then the command. Attached files are named in a sentence of their own
+("You attached shot.png (image, 180 KB)."), before the summary.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from pathlib import Path
 
 from emdash_fb.runner.agents.base import (
     AgentEvent,
+    ApprovalNeeded,
     ChatMessage,
+    Decision,
     Options,
     TextDelta,
     ToolResult,
@@ -49,6 +59,8 @@ from emdash_fb.runner.agents.base import (
     speaker,
     truncate,
 )
+from emdash_fb.runner.agents.process import read_lines, settle, spawn, stop
+from emdash_fb.session.attachments import human_size
 from emdash_fb.session.text import one_line
 
 DEFAULT_RATE = 30.0
@@ -58,6 +70,8 @@ MAX_READ_BYTES = 256 * 1024
 _LS = re.compile(r"(?<![\w./-])ls(?![\w-]|\.\w)|\blist\s+(?:the\s+)?files\b", re.IGNORECASE)
 _READ = re.compile(r"\bread\s+(\S+)", re.IGNORECASE)
 _WORD = re.compile(r"\s*\S+\s*")
+_RUN = re.compile(r"\brun:[ \t]*([^\n]+)", re.IGNORECASE)
+RUN_TIMEOUT = 30.0
 
 
 class EchoAgent:
@@ -71,7 +85,7 @@ class EchoAgent:
         opts = Options("echo", options, ("rate",))
         return cls(rate=opts.number("rate", DEFAULT_RATE))
 
-    async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+    async def run(self, turn: TurnInput) -> AsyncGenerator[AgentEvent, Decision | None]:
         author = one_line(turn.message.author).strip() or "someone"
         async for event in self._say(f"{author} asked: {turn.message.text}\n\n"):
             yield event
@@ -97,6 +111,29 @@ class EchoAgent:
             async for event in self._say(sentence + "\n\n"):
                 yield event
 
+        match = _RUN.search(turn.message.text)
+        if match:
+            tool_number += 1
+            tool_id = f"echo-{tool_number}"
+            command = match.group(1).strip()
+            decision = yield ApprovalNeeded(id=tool_id, tool="Bash", summary=command)
+            if isinstance(decision, Decision) and decision.allow:
+                yield ToolStart(id=tool_id, name="Bash", input=command)
+                ok, output, sentence = await run_command(turn.workdir, command)
+                yield ToolResult(id=tool_id, output=output, ok=ok)
+            else:
+                sentence = denied_sentence(command, decision)
+            async for event in self._say(sentence + "\n\n"):
+                yield event
+
+        if turn.attachments:
+            named = ", ".join(
+                f"{one_line(a.name)} ({'image' if a.is_image else 'text'}, {human_size(len(a.data))})"
+                for a in turn.attachments
+            )
+            async for event in self._say(f"You attached {named}.\n\n"):
+                yield event
+
         async for event in self._say(summary_line(turn)):
             yield event
 
@@ -106,6 +143,48 @@ class EchoAgent:
             if delay:
                 await asyncio.sleep(delay)
             yield TextDelta(word)
+
+
+def denied_sentence(command: str, decision: Decision | None) -> str:
+    shown = one_line(command)
+    if decision is None:
+        return f"I did not run {shown}: nobody decided."
+    who = {"timeout": "nobody answered in time", "policy": "the policy refuses it"}.get(
+        decision.by, f"{one_line(decision.by)} said no" if decision.by else "it was denied"
+    )
+    reason = f" ({one_line(decision.reason)})" if decision.reason else ""
+    return f"I did not run {shown}: {who}{reason}."
+
+
+async def run_command(workdir: Path, command: str) -> tuple[bool, str, str]:
+    """(ok, tool output, sentence) for running ``command`` with ``sh -c`` in ``workdir``."""
+    shown = one_line(command)
+    proc = await spawn(
+        ["sh", "-c", "exec 2>&1\n" + command], Path(workdir), with_stdin=False, what="sh"
+    )
+    lines: list[str] = []
+
+    async def collect() -> None:
+        assert proc.stdout is not None
+        async for line in read_lines(proc.stdout):
+            lines.append(line)
+
+    reader = asyncio.create_task(collect())
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT):
+            await reader
+            await proc.wait()
+    except TimeoutError:
+        return False, truncate("\n".join(lines)), f"I stopped {shown} after {RUN_TIMEOUT:g} s."
+    finally:
+        reader.cancel()
+        await stop(proc)
+        await settle([reader])
+    output = truncate("\n".join(lines)) or "(no output)"
+    status = proc.returncode
+    if status == 0:
+        return True, output, f"I ran {shown}: it finished with status 0."
+    return False, output, f"I ran {shown}: it failed with status {status}."
 
 
 def summary_line(turn: TurnInput) -> str:
