@@ -51,6 +51,7 @@ class ApprovalDesk:
         call: Call,
         write: Write,
         clock: Callable[[], float] = time.time,
+        max_wait_s: float | None = None,
     ) -> None:
         self.db = db
         self.sid, self.mid, self.author = sid, mid, author
@@ -58,6 +59,7 @@ class ApprovalDesk:
         self.call = call
         self.write = write
         self.clock = clock
+        self.max_wait_s = max_wait_s
         self.open: set[str] = set()  # requests written, no outcome yet
         self._used: set[str] = set()
 
@@ -73,7 +75,9 @@ class ApprovalDesk:
         if ev.tool in policy.allowed:
             return Decision(True, by="policy")
         aid = self._fresh(ev.id)
-        timeout_s = policy.timeout_s
+        timeout_s: float = policy.timeout_s
+        if self.max_wait_s is not None:
+            timeout_s = min(timeout_s, self.max_wait_s)
         expires_at = int((self.clock() + timeout_s) * 1000)
         record = {
             "tool": ev.tool[:100] or "tool",
@@ -96,7 +100,7 @@ class ApprovalDesk:
         if answer is None:
             answer = await self._close(aid, "timeout")
             if answer is None:
-                return Decision(False, f"nobody answered within {timeout_s} s", "timeout")
+                return Decision(False, f"nobody answered within {timeout_s:g} s", "timeout")
         return await self._act_on(aid, answer)
 
     async def settle(self, by: str) -> None:

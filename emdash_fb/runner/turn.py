@@ -61,6 +61,8 @@ class TurnSettings:
     max_flush_delay: float = 0.25  # ...but at most this long (see chunks.py)
     max_attempts: int = 2  # the first try plus one retry after an interruption
     workdir: Path = Path(".")
+    #: the longest a tool request waits for an answer, whatever the policy says (None: the policy's)
+    approval_wait_s: float | None = None
 
 
 @dataclass
@@ -163,6 +165,7 @@ class TurnRunner:
             },
             call=self.call,
             write=self._write,
+            max_wait_s=self.settings.approval_wait_s,
         )
         await self._write(
             self.db.update,

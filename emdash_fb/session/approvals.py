@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .records import as_dict
+from .attachments import as_dict
 
 APPROVERS = ("owner", "editors", "author")
 DEFAULT_TIMEOUT_S = 300

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,8 @@ from ..firebase.client import SERVER_TIMESTAMP, Rtdb, server_increment
 from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..firebase.identity import Auth, Identity, token_claims
 from . import allowlist, codes, names, paths
+from .approval_ops import ApprovalOps
+from .attachments import MAX_FILES, Attached
 from .errors import (
     BadInvite,
     BadMessage,
@@ -139,6 +141,7 @@ class SessionClient:
         self._clock = clock
         self._names: dict[str, str] = {}  # the name each session knows me by
         self.clock_offset_ms = 0  # server clock - ours, as a live view has measured it
+        self.approvals = ApprovalOps(self)
 
     @property
     def me(self) -> Identity:
@@ -494,11 +497,13 @@ class SessionClient:
 
     # -- talking ---------------------------------------------------------------
 
-    def send(self, sid: str, text: str) -> Sent:
-        """Queue a message for the agent: queue item, history entry, work index and one of
-        my waiting slots, in one write."""
+    def send(self, sid: str, text: str, files: Sequence[Attached] = ()) -> Sent:
+        """Queue a message for the agent: queue item, history entry, work index, one of
+        my waiting slots and the attached files, in one write."""
         if not text.strip():
             raise BadMessage("nothing to send: the message is empty")
+        if len(files) > MAX_FILES:
+            raise BadMessage(f"at most {MAX_FILES} files per message; nothing was sent")
         length = utf16_length(text)
         if length > MAX_TEXT:
             raise BadMessage(
@@ -511,7 +516,7 @@ class SessionClient:
             slot = self._free_slot(sid, me.uid)
             try:
                 self._update_verified(
-                    self._send_write(sid, mid, me.uid, name, text, slot),
+                    self._send_write(sid, mid, me.uid, name, text, slot, files),
                     lambda: self._member_wrote(sid, mid),
                 )
                 return Sent(mid, self._position_if_known(sid, mid))
@@ -553,9 +558,28 @@ class SessionClient:
         return free
 
     def _send_write(
-        self, sid: str, mid: str, uid: str, name: str, text: str, slot: str
+        self,
+        sid: str,
+        mid: str,
+        uid: str,
+        name: str,
+        text: str,
+        slot: str,
+        files: Sequence[Attached] = (),
     ) -> dict[str, Any]:
-        return {
+        message: dict[str, Any] = {
+            "role": "user",
+            "uid": uid,
+            "name": name,
+            "text": text,
+            "at": SERVER_TIMESTAMP,
+        }
+        write: dict[str, Any] = {}
+        if files:
+            message["attachments"] = {f"a{i}": f.meta() for i, f in enumerate(files)}
+            for i, f in enumerate(files):
+                write[f"{paths.attachment_data(sid, mid)}/a{i}"] = f.record()
+        return write | {
             paths.queue_item(sid, mid): {
                 "uid": uid,
                 "name": name,
@@ -564,13 +588,7 @@ class SessionClient:
                 "state": "queued",
                 "slot": slot,
             },
-            paths.message(sid, mid): {
-                "role": "user",
-                "uid": uid,
-                "name": name,
-                "text": text,
-                "at": SERVER_TIMESTAMP,
-            },
+            paths.message(sid, mid): message,
             paths.slot(sid, uid, slot): mid,
             paths.work(mid): {"sid": sid, "uid": uid, "at": SERVER_TIMESTAMP},
             f"{paths.meta(sid)}/lastMessage": mid,

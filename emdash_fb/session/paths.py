@@ -95,3 +95,25 @@ def my_session(uid: str, sid: str) -> str:
 
 def runner(rid: str) -> str:
     return f"runners/{rid}"
+
+
+def approvals(sid: str) -> str:
+    return f"sessions/{sid}/approvals"
+
+
+def approval(sid: str, mid: str, aid: str) -> str:
+    return f"sessions/{sid}/approvals/{mid}/{aid}"
+
+
+def policy(sid: str) -> str:
+    return f"sessions/{sid}/meta/policy"
+
+
+def agent(sid: str) -> str:
+    """Which agent answers the session (written by its runner)."""
+    return f"sessions/{sid}/agent"
+
+
+def attachment_data(sid: str, mid: str) -> str:
+    """The files sent with a message (outside the session tree)."""
+    return f"attachments/{sid}/{mid}"

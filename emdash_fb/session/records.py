@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .approvals import Approval, Policy, parse_approvals
 from .attachments import AttachmentMeta, parse_meta
 
 ROLES = ("owner", "editor", "viewer")
@@ -44,6 +45,7 @@ class Meta:
     member_count: int = 0
     last_activity: int = 0
     idle_timeout_ms: int = 0
+    policy: Policy = field(default_factory=Policy)
 
     @classmethod
     def parse(cls, raw: Any) -> Meta:
@@ -63,6 +65,7 @@ class Meta:
             member_count=_int(d.get("memberCount")),
             last_activity=_int(d.get("lastActivity")),
             idle_timeout_ms=_int(d.get("idleTimeoutMs")),
+            policy=Policy.parse(d.get("policy")),
         )
 
     def is_open(self, now_ms: int) -> bool:
@@ -307,6 +310,38 @@ def with_reply_text(message: Message, turn: Turn | None) -> Message:
 
 
 @dataclass(frozen=True)
+class AgentInfo:
+    """Which agent answers the session (``sessions/<sid>/agent``), as its runner said."""
+
+    name: str = ""
+    model: str = ""
+    folder: str = ""
+    session_id: str = ""
+    runner: str = ""
+    at: int = 0
+
+    @classmethod
+    def parse(cls, raw: Any) -> AgentInfo:
+        d = as_dict(raw)
+        return cls(
+            _str(d.get("name")),
+            _str(d.get("model")),
+            _str(d.get("folder")),
+            _str(d.get("sessionId")),
+            _str(d.get("runner")),
+            _int(d.get("at")),
+        )
+
+    def describe(self) -> str:
+        """``claude (opus) in repo``; ``""`` before any runner has said."""
+        if not self.name:
+            return ""
+        model = f" ({self.model})" if self.model else ""
+        folder = f" in {self.folder}" if self.folder else ""
+        return f"{self.name}{model}{folder}"
+
+
+@dataclass(frozen=True)
 class SessionState:
     """Everything a member can see of one session, parsed from the tree."""
 
@@ -318,6 +353,8 @@ class SessionState:
     messages: list[Message]
     turns: dict[str, Turn]
     lock: Lock | None = None
+    approvals: dict[tuple[str, str], Approval] = field(default_factory=dict)
+    agent: AgentInfo = field(default_factory=AgentInfo)
 
     @classmethod
     def parse(cls, sid: str, tree: Any) -> SessionState:
@@ -338,6 +375,8 @@ class SessionState:
             history_order(messages),
             turns,
             Lock.parse(d.get("lock")),
+            parse_approvals(d.get("approvals")),
+            AgentInfo.parse(d.get("agent")),
         )
 
     @property
