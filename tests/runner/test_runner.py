@@ -402,7 +402,9 @@ def test_the_agent_gets_turns_with_author_labels_and_uids(
         "turns = doc['history'] + [doc['message']]\n"
         "print(json.dumps([[t['label'], t['uid'], t['text']] for t in turns]))\n"
     )
-    agent = load_agent("command", {"cmd": f"{sys.executable} {path}", "prompt": "json", "guests": "same"}, env={})
+    agent = load_agent(
+        "command", {"cmd": f"{sys.executable} {path}", "prompt": "json", "guests": "same"}, env={}
+    )
     alice, bob = make_user("alice"), make_user("bob")
     shared = alice.sessions.share()
     bob.sessions.join(shared.invite)
