@@ -37,7 +37,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from ..session import codes
+from ..session import attachments, codes
+from ..session.approvals import UNANSWERED, Approval, Policy
 from ..session.records import Member, Message, SessionState
 from ..session.text import GUTTER, clean, layout, lines, one_line, uid_tag
 
@@ -176,7 +177,15 @@ def user_message(m: Message, *, full: bool = True) -> RenderableType:
     line = Text.assemble(Text(f"{clock(m.at)} ", style="dim"), name_text(m.name, m.uid), ": ", text)
     if m.state == "cancelled":
         line.append(" (cancelled)", style="dim")
+    for a in m.attachments:
+        line.append("\n")
+        line.append(attachment_label(a.name, a.media_type, a.size), style="cyan")
     return Guttered(line)
+
+
+def attachment_label(name: str, media_type: str, size: int) -> str:
+    """``[image shot.png 180 KB]``, with the name cleaned to one line."""
+    return attachments.label(one_line(name).strip() or "file", media_type, size)
 
 
 def agent_reply(m: Message, asked_by: str | None, *, full: bool = True) -> RenderableType:
@@ -224,6 +233,64 @@ def tool_line(name: str, detail: str, *, done: bool | None = None) -> Renderable
     return Guttered(Text(line if len(line) <= 200 else line[:199] + "…", style="dim"))
 
 
+def approval_request(
+    a: Approval, *, asked_by: str, mine: bool, who: str, now_ms: int
+) -> RenderableType:
+    """The agent's request, as everyone sees it, and who may answer."""
+    head = Text.assemble(
+        Text("⚠ the agent asks to use ", style="bold yellow"),
+        Text(one_line(a.tool), style="bold"),
+        Text(" for ", style="yellow"),
+        Text(one_line(asked_by) or "someone", style="bold"),
+        Text(": ", style="yellow"),
+        Text(one_line(a.summary)),
+    )
+    parts: list[RenderableType] = [head]
+    if a.detail.strip():
+        detail = "\n".join(clean(a.detail).splitlines()[:20])
+        parts.append(Text(layout("  │ ", detail), style="dim"))
+    left = max(0, (a.expires_at - now_ms) // 1000)
+    when = f"times out in {left // 60}:{left % 60:02d}"
+    if mine:
+        parts.append(
+            Text(
+                f"  /approve or /deny [reason] (y or n on an empty prompt) · {when}", style="yellow"
+            )
+        )
+    else:
+        parts.append(Text(f"  waiting for {who} to answer · {when}", style="dim"))
+    return Guttered(Group(*parts))
+
+
+def approval_decided(a: Approval, *, allow: bool, by: str) -> RenderableType:
+    what = f"{one_line(a.tool)}: {one_line(a.summary)}"
+    if by in UNANSWERED:
+        why = {
+            "timeout": "nobody answered in time",
+            "cancel": "the turn was cancelled",
+            "stopped": "the runner stopped",
+        }[by]
+        return notice(f"✗ {what} — denied: {why}", "yellow")
+    reason = a.answer.reason if a.answer is not None else ""
+    verb = "allowed" if allow else "denied"
+    line = Text.assemble(
+        Text("✓ " if allow else "✗ ", style="green" if allow else "red"),
+        Text(one_line(by), style="bold"),
+        Text(f" {verb} {what}"),
+        Text(f" ({one_line(reason)})" if reason else "", style="dim"),
+    )
+    return Guttered(line)
+
+
+def policy_text(policy: Policy) -> str:
+    tools = ", ".join(sorted(policy.allowed)) or "none"
+    default = " (the read-only tools)" if policy.allow is None else ""
+    return (
+        f"answered by {policy.who()}; pre-approved for everyone: {tools}{default}; "
+        f"requests time out after {policy.timeout_s} s"
+    )
+
+
 def status_panel(
     state: SessionState,
     *,
@@ -257,9 +324,21 @@ def status_panel(
         people.append(f" ({m.role}{', away' if away and m.uid != me else ''})", style="dim")
     table.add_row(f"members ({len(state.members)}/{meta.max_members})", people)
     table.add_row("queue", str(len(state.queue)))
-    table.add_row("agent", agent)
+    described = state.agent.describe()
+    table.add_row("agent", Text(f"{agent} · {one_line(described)}" if described else agent))
+    if state.agent.session_id:
+        table.add_row("agent session", Text(one_line(state.agent.session_id)))
+    table.add_row("approvals", Text(policy_text(meta.policy)))
+    waiting = [a for a in state.approvals.values() if a.pending(now_ms, _running(state, a.mid))]
+    for a in waiting:
+        table.add_row("waiting", Text(f"{one_line(a.tool)}: {one_line(a.summary)}"))
     table.add_row("connection", connection)
     return Panel(table, title="emdash-fb session", border_style="green", expand=False)
+
+
+def _running(state: SessionState, mid: str) -> bool:
+    turn = state.turns.get(mid)
+    return turn is not None and turn.state == "running"
 
 
 # --------------------------------------------------------------------------- live preview

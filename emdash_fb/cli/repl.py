@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import Completer, Completion
+from prompt_toolkit.filters import Condition
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
@@ -47,6 +48,7 @@ from ..session.errors import (
 from ..session.records import Message, Meta, SessionState
 from ..session.text import layout, one_line, uid_tag
 from . import render
+from .asking import Asking
 from .context import AppContext
 
 T = TypeVar("T")
@@ -59,6 +61,10 @@ COMMANDS: dict[str, str] = {
     "/status": "session, invite, members, queue and agent at a glance",
     "/history": "/history [N] [--full] — recent messages",
     "/cancel": "cancel your waiting or running message",
+    "/approve": "let the agent use the tool it asks for (y on an empty prompt)",
+    "/deny": "/deny [REASON] — tell the agent no (n on an empty prompt)",
+    "/policy": "/policy — who answers the agent's requests, which tools need none (owner)",
+    "/attach": "/attach PATH — an image or text file for your next message",
     "/mode": "/mode plan|code",
     "/role": "/role NAME|#tag editor|viewer (owner)",
     "/kick": "/kick NAME|#tag (owner)",
@@ -133,6 +139,7 @@ class ChatRepl:
         self.kept_input = ""  # a refused message, back in the next prompt
         self.kept_error = ""  # why, in the toolbar while that text is in the input
         self._preview: tuple[tuple[int, str], list[str]] | None = None
+        self.asking = Asking(self)
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -263,6 +270,7 @@ class ChatRepl:
             with contextlib.suppress(Exception):
                 await self._view_task
         self.view, self._view_task, self.sid = None, None, None
+        self.asking.forget()
 
     async def stop_following(self, sid: str) -> None:
         """Stop following ``sid``: after leaving it, or -- with no write at all -- a session I
@@ -301,8 +309,19 @@ class ChatRepl:
         if self.prompt is not None and self.prompt.app.is_running:
             self.prompt.app.invalidate()
 
+    def server_now(self) -> int:
+        """Now by the server's clock, as this terminal's live view measured it."""
+        offset = self.view.deriver.clock_offset_ms if self.view is not None else 0
+        return int(time.time() * 1000) + offset
+
     def _render_event(self, event: ev.Event) -> None:
         me = self.me
+        shown = self.asking.on_event(event)
+        if shown is not None:
+            self.out(shown)
+            return
+        if isinstance(event, ev.AgentChanged):
+            return  # the toolbar and /status read it from the state
         if isinstance(event, ev.Synced):
             self.mode_seen = event.state.meta.mode
             self._show_recent(event.state)
@@ -537,9 +556,11 @@ class ChatRepl:
         code = state.meta.invite_code
         invite = f"invite {codes.display(code)}" if code else "private"
         conn = "" if self.connection == "live" else f" │ {self.connection}…"
+        name = state.agent.describe()
+        agent = f"{self.agent_state()} · {one_line(name)}" if name else self.agent_state()
         return (
             f" {invite} │ {self.online(state)} online │ queue {len(state.queue)}"
-            f" │ agent {self.agent_state()}{conn} "
+            f" │ agent {agent}{conn} "
         )
 
     def preview(self) -> list[str]:
@@ -561,6 +582,7 @@ class ChatRepl:
             # a long text in the input may push the error itself off the screen
             shown = layout(" ✗ ", one_line(self.kept_error), width=self.columns())
             rows.append(("class:error", f"{shown}\n"))
+        rows += self.asking.toolbar_rows()
         if self.typing:
             names = ", ".join(one_line(n) for n in self.typing.values())
             verb = "is" if len(self.typing) == 1 else "are"
@@ -605,6 +627,22 @@ class ChatRepl:
                     render.notice("(Ctrl-C again to cancel your running message, Ctrl-D to quit)")
                 )
 
+        empty_and_asked = Condition(
+            lambda: (
+                self.prompt is not None
+                and not self.prompt.default_buffer.text
+                and self.asking.answerable()
+            )
+        )
+
+        @kb.add("y", filter=empty_and_asked)
+        def _allow(event: Any) -> None:
+            asyncio.get_running_loop().create_task(self.guarded(self.asking.answer(True)))
+
+        @kb.add("n", filter=empty_and_asked)
+        def _deny(event: Any) -> None:
+            asyncio.get_running_loop().create_task(self.guarded(self.asking.answer(False)))
+
         return kb
 
     # -- main loop ------------------------------------------------------------------------
@@ -621,6 +659,7 @@ class ChatRepl:
                 "typing": "noreverse ansiyellow",
                 "gone": "ansiyellow bold",
                 "error": "noreverse ansired bold",
+                "ask": "noreverse ansiyellow bold",
                 "bottom-toolbar": "noreverse",
             }
         )
@@ -691,6 +730,10 @@ class ChatRepl:
         text = line.strip()
         if not text:
             return
+        path = self.asking.pasted_path(text) if self.sid is not None else None
+        if path is not None:  # a file dragged or pasted alone on a line: attach it
+            await self.guarded(self.asking.cmd_attach([path]))
+            return
         if not text.startswith("/") or text.startswith("//"):
             # `//...` is a message that starts with `/` (a path, say): one slash is dropped
             body = line.lstrip()[1:] if text.startswith("//") else line
@@ -719,6 +762,10 @@ class ChatRepl:
             "/status": self.cmd_status,
             "/history": self.cmd_history,
             "/cancel": self.cmd_cancel,
+            "/approve": self.asking.cmd_approve,
+            "/deny": self.asking.cmd_deny,
+            "/policy": self.asking.cmd_policy,
+            "/attach": self.asking.cmd_attach,
             "/mode": self.cmd_mode,
             "/role": self.cmd_role,
             "/kick": self.cmd_kick,
@@ -739,7 +786,13 @@ class ChatRepl:
 
     async def send(self, text: str) -> None:
         # The queue position is shown by the QueueChanged event this write causes.
-        await self.call(self.app.sessions.send, self.need_session(), text)
+        sid = self.need_session()
+        files = self.asking.take_files()
+        try:
+            await self.call(self.app.sessions.send, sid, text, files)
+        except BaseException:
+            self.asking.give_back(files)
+            raise
 
     async def send_line(self, text: str, typed: str) -> None:
         """Send ``text``; when the session refuses it for a reason the user can act on (too

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .approvals import Approval, may_answer, parse_approvals
 from .records import (
+    AgentInfo,
     Lock,
     Member,
     Message,
@@ -144,6 +146,32 @@ class AgentStatus(Event):
 
 
 @dataclass(frozen=True)
+class ApprovalRequested(Event):
+    """The agent asks to use a tool; ``mine`` says whether I may answer, ``who`` who may."""
+
+    approval: Approval
+    mine: bool
+    who: str
+
+
+@dataclass(frozen=True)
+class ApprovalDecided(Event):
+    """A request was answered (``approval.answer``) or ended unanswered (``approval.outcome``:
+    timeout, cancel, stopped). ``by`` is the answerer's name, or that reason."""
+
+    approval: Approval
+    allow: bool
+    by: str
+
+
+@dataclass(frozen=True)
+class AgentChanged(Event):
+    """Which agent answers the session (name, model, folder) changed."""
+
+    agent: AgentInfo
+
+
+@dataclass(frozen=True)
 class MetaChanged(Event):
     """Mode, invite or title changed."""
 
@@ -174,6 +202,14 @@ class ConnectionChanged(Event):
 
 def _int(v: Any, default: int) -> int:
     return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""
+
+
+def _running(tree: dict[str, Any], mid: str) -> bool:
+    return as_dict(as_dict(tree.get("turns")).get(mid)).get("state") == "running"
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
@@ -232,7 +268,13 @@ class EventDeriver:
                 u for u, p in state.presence.items() if p.is_typing(now_ms) and u != self.me
             }
             self._closed = not state.meta.is_open(now_ms) if state.exists else False
-            return [Synced(state), *self._agent_events(now_ms)]
+            server_now = self.server_now(now_ms)
+            waiting: list[Event] = [
+                self._requested(a, new)
+                for a in sorted(state.approvals.values(), key=lambda a: a.requested_at)
+                if a.pending(server_now, _running(new, a.mid))
+            ]
+            return [Synced(state), *waiting, *self._agent_events(now_ms)]
         events: list[Event] = []
         self._members_events(as_dict(old.get("members")), as_dict(new.get("members")), new, events)
         # A question, then its turn's progress, then the reply, then the turn's end:
@@ -245,7 +287,10 @@ class EventDeriver:
             as_dict(old.get("messages")), as_dict(new.get("messages")), turns, events, replies
         )
         self._turn_events(as_dict(old.get("turns")), turns, new, events, ended)
+        self._approval_events(old.get("approvals"), new.get("approvals"), new, events)
         events += replies + ended
+        if old.get("agent") != new.get("agent"):
+            events.append(AgentChanged(AgentInfo.parse(new.get("agent"))))
         self._queue_events(as_dict(old.get("queue")), as_dict(new.get("queue")), events)
         self._meta_events(old.get("meta"), new.get("meta"), now_ms, events)
         events += self.tick(now_ms)
@@ -411,6 +456,30 @@ class EventDeriver:
                     out.append(ToolFinished(mid, tool))
             if after.finished and (before is None or not before.finished):
                 ended.append(TurnEnded(after))
+
+    def _approval_events(self, old: Any, new: Any, tree: dict[str, Any], out: list[Event]) -> None:
+        if old is new or old == new:
+            return
+        before, after = parse_approvals(old), parse_approvals(new)
+        members = as_dict(tree.get("members"))
+        for key in sorted(after, key=lambda k: (after[k].requested_at, k)):
+            a, prev = after[key], before.get(key)
+            if prev is None and a.answer is None and a.outcome is None:
+                out.append(self._requested(a, tree))
+            was_decided = prev is not None and (prev.answer is not None or prev.outcome is not None)
+            if was_decided:
+                continue
+            if a.answer is not None:
+                name = _str(as_dict(members.get(a.answer.by)).get("name")) or a.answer.by[:8]
+                out.append(ApprovalDecided(a, a.answer.allow, name))
+            elif a.outcome is not None:
+                out.append(ApprovalDecided(a, a.outcome.allow, a.outcome.by))
+
+    def _requested(self, a: Approval, tree: dict[str, Any]) -> ApprovalRequested:
+        meta = Meta.parse(tree.get("meta"))
+        role = _str(as_dict(as_dict(tree.get("members")).get(self.me)).get("role"))
+        mine = may_answer(meta.policy, uid=self.me, role=role, owner=meta.owner, author=a.author)
+        return ApprovalRequested(a, mine, meta.policy.who())
 
     def _queue_events(self, old: dict[str, Any], new: dict[str, Any], out: list[Event]) -> None:
         if old is new or old == new:
