@@ -671,6 +671,20 @@ def test_resume_from_another_runner_and_when_the_session_moved(state, work):
     ]
 
 
+def test_a_new_session_id_in_a_result_is_reported(state, work):
+    async def go(agent):
+        forked = await drive(agent, turn(work, "fork please"))
+        return forked, await drive(agent, turn(work, "after"))
+
+    forked, after = with_agent(go)
+    old, new = [e.session_id for e in forked if isinstance(e, AgentSession)]
+    assert old != new
+    assert forked[0] == AgentSession(session_id=old, model="claude-fake-1")
+    assert forked[-1] == AgentSession(session_id=new, model="claude-fake-1")  # from the result
+    assert f"turn 2 of {new}" in text_of(after)
+    assert not any(isinstance(e, AgentSession) for e in after)
+
+
 def test_unknown_resume_starts_fresh_with_the_whole_conversation(state, work, caplog):
     history = (ChatMessage("user", "bob", "what was it?", BOB[1]),)
     t = turn(work, "go on", history=history, resume="0000-gone")

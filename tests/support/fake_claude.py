@@ -56,6 +56,8 @@ attachments). Triggers, in the new message only (history is ignored):
 * ``stubborn`` -> like ``slow`` but ignores interrupt requests.
 * ``crash`` -> prints a little, then ``Error: simulated crash`` on stderr and
   exits with status 3 mid-turn.
+* ``fork`` -> the session continues under a new id (as a resume that forks
+  does): the turn's ``result`` carries the new ``session_id``, no new init.
 * ``noise`` -> non-JSON lines, a malformed ``{`` line and a 100 KB text line
   among valid events.
 
@@ -575,6 +577,11 @@ class Fake:
                 tool_id="toolu_a.b/c$d#[e]\x07",
                 request_id="req.1/2$#[x]\x1b",
             )
+        if "fork" in words:
+            self.sid = str(uuid.uuid4())
+            self.session = {**self.session, "session_id": self.sid}
+            self.save()
+            log({"kind": "session", "session_id": self.sid})
         if "noise" in words:
             self.raw("[SandboxDebug] this line is not JSON")
             self.raw('{"type": "assistant", "message": {"content": [')
