@@ -106,3 +106,37 @@ def test_attach_a_file_and_everyone_sees_its_line(
         alice.wait_for("what is wrong in this screenshot?")
         alice.wait_for("[image shot.png 180 KB]")
         bob.wait_for("You attached shot.png (image, 180 KB).")
+
+
+def test_claude_code_on_screen_asks_and_resumes_after_kill_9(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+    tmp_path: Path,
+) -> None:
+    from tests.runner.test_native_sessions import claude_runner, kill9, stop
+
+    state, work = tmp_path / "state", tmp_path / "repo"
+    state.mkdir()
+    work.mkdir()
+    alice, bob, _dave = three(term_env, terminals)
+    runner = claude_runner(rules_emu, state, work)
+    try:
+        bob.line("run: echo from-claude > out.txt")
+        alice.wait_for("the agent asks to use Bash for bob: echo from-claude > out.txt", timeout=30)
+        alice.line("/approve")
+        bob.wait_for("alice allowed Bash: echo from-claude > out.txt")
+        bob.wait_for("turn 1 of ")
+        wait_toolbar(bob, "agent idle · claude")
+        assert (work / "out.txt").read_text() == "from-claude\n"
+    finally:
+        kill9(runner)
+    alice.line("/status")
+    screen = alice.wait_for("agent session")
+    session_id = screen.split("agent session", 1)[1].split()[0]
+    runner = claude_runner(rules_emu, state, work)
+    try:
+        alice.line("are you still there?")
+        bob.wait_for(f"turn 2 of {session_id}", timeout=30)
+    finally:
+        stop(runner)
