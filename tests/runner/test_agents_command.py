@@ -826,3 +826,44 @@ def test_guests_same_runs_the_owner_command(tmp_path):
     assert "".join(e.text for e in collect(agent, guest_turn(tmp_path))) == "owner-cmd\n"
     with pytest.raises(AgentError, match="guests"):
         agent_for(cmd, guests="everyone")
+
+
+ATTACH_SCRIPT = """
+import json, os, sys
+doc = json.load(sys.stdin)
+for a in doc["attachments"]:
+    with open(a["path"], "rb") as f:
+        data = f.read()
+    print(a["name"], a["type"], a["size"], len(data), a.get("text", "").strip())
+print("folder", os.path.dirname(doc["attachments"][0]["path"]))
+"""
+
+
+def test_attachments_are_saved_for_the_command_and_removed_after(tmp_path):
+    from emdash_fb.runner.agents import Attachment
+
+    cmd = script(tmp_path, "attach.py", ATTACH_SCRIPT)
+    t = TurnInput(
+        "s",
+        "m",
+        (),
+        ChatMessage("user", "alice", "look"),
+        workdir=tmp_path,
+        by_owner=True,
+        attachments=(
+            Attachment("../../shot.png", "image/png", b"\x89PNG\r\n\x1a\n1234"),
+            Attachment("notes.txt", "text/plain", b"hello notes\n"),
+        ),
+    )
+    out = "".join(e.text for e in collect(agent_for(cmd, prompt="json"), t))
+    lines = out.splitlines()
+    assert lines[0].rstrip() == "../../shot.png image/png 12 12"
+    assert lines[1] == "notes.txt text/plain 12 12 hello notes"
+    folder = Path(lines[2].split(" ", 1)[1])
+    assert folder.name.startswith("emdash-attach-") and not folder.exists()  # removed after
+    # a text prompt names the saved files and carries the text file's contents
+    text_cmd = script(tmp_path, "cat.py", "import sys\nprint(sys.stdin.read())")
+    prompt = "".join(e.text for e in collect(agent_for(text_cmd), t))
+    assert "Attached files:" in prompt and "shot.png (image/png, 12 B)" in prompt
+    assert "  │ notes.txt:" in prompt and "  │ hello notes" in prompt
+    assert "/../" not in prompt.split("Attached files:")[1]  # saved by its last name only

@@ -496,3 +496,38 @@ def test_cancellation_stops_quickly_and_closes_the_connection():
     elapsed, seen = asyncio.run(go())
     assert elapsed < 1.0
     assert seen == [TextDelta("slow ")]
+
+
+def test_attached_images_and_text_files_go_as_content_parts():
+    import base64
+    from dataclasses import replace
+
+    from emdash_fb.runner.agents import Attachment
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 10
+    turn = replace(
+        TURN,
+        attachments=(
+            Attachment("shot.png", "image/png", png),
+            Attachment("notes\n.txt", "text/plain", b"first\x1b[31m line\n"),
+        ),
+    )
+
+    async def handler(request):
+        return await stream_response(request, [sse(delta(content="seen")), b"data: [DONE]\n\n"])
+
+    events, error, requests, _ = run_agent(handler, turn=turn)
+    assert error is None and events == [TextDelta("seen")]
+    last = requests[0]["json"]["messages"][-1]
+    assert last["role"] == "user" and last["name"]
+    text, image, notes = last["content"]
+    assert text["type"] == "text" and "run the tests please" in text["text"]
+    assert image == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
+    }
+    # the file's name on one line, its text cleaned like any message (no escapes)
+    assert notes["type"] == "text" and notes["text"] == "notes^J.txt:\nfirst line\n"
+    assert "\x1b" not in notes["text"]
+    # earlier messages stay plain strings
+    assert all(isinstance(m["content"], str) for m in requests[0]["json"]["messages"][:-1])

@@ -323,6 +323,12 @@ def turn_document(turn: TurnInput) -> dict[str, object]:
 # --------------------------------------------------------------------------- helpers
 
 
+def attachment_text(a: Attachment) -> str:
+    """A text file given to the model as text: its name on one line, a colon, its text
+    (cleaned as messages are)."""
+    return f"{one_line(a.name).strip() or 'file'}:\n{clean(a.text())}"
+
+
 def truncate(text: str, limit: int = MAX_TOOL_OUTPUT) -> str:
     """``text`` cut to about ``limit`` characters, saying how much was left out."""
     if len(text) <= limit:

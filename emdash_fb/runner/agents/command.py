@@ -85,16 +85,21 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from emdash_fb.runner.agents.base import (
     AgentError,
     AgentEvent,
+    Attachment,
     Options,
     TextDelta,
     TurnInput,
+    attachment_text,
     build_prompt,
     turn_document,
 )
@@ -110,6 +115,8 @@ from emdash_fb.runner.agents.process import (
     tail_text,
 )
 from emdash_fb.runner.agents.process import feed as _feed_stdin
+from emdash_fb.session.attachments import clean_name, human_size
+from emdash_fb.session.text import layout
 
 CMD_ENV = "EMDASH_FB_AGENT_CMD"
 PROMPTS = ("stdin", "arg", "json")
@@ -175,12 +182,28 @@ class CommandAgent:
         )
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
+        saved = save_attachments(turn.attachments)
+        try:
+            # aclosing: a cancel stops the command here and now, before the folder goes
+            async with contextlib.aclosing(self._run(turn, saved)) as events:
+                async for event in events:
+                    yield event
+        finally:
+            if saved is not None:
+                shutil.rmtree(saved.folder, ignore_errors=True)
+
+    async def _run(self, turn: TurnInput, saved: Saved | None) -> AsyncIterator[AgentEvent]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         if self.prompt == "json":
-            prompt = json.dumps(turn_document(turn), ensure_ascii=False) + "\n"
+            doc = turn_document(turn)
+            if saved is not None:
+                doc["attachments"] = saved.documents
+            prompt = json.dumps(doc, ensure_ascii=False) + "\n"
         else:
             prompt = build_prompt(turn).replace("\x00", "")
+            if saved is not None:
+                prompt += saved.text
         base = self.argv if turn.by_owner else self.guest_argv
         if base is None:
             raise AgentError(
@@ -260,6 +283,40 @@ class CommandAgent:
 
     def _timed_out(self) -> AgentError:
         return AgentError(f"agent command timed out after {self.timeout:g} s")
+
+
+@dataclass
+class Saved:
+    """A turn's attached files, saved where the command can read them."""
+
+    folder: Path
+    text: str  # for a text prompt
+    documents: list[dict[str, object]]  # for prompt=json
+
+
+def save_attachments(files: Sequence[Attachment]) -> Saved | None:
+    """Write ``files`` to a new private temporary folder (removed after the turn): the
+    command gets their paths, and text files' contents too."""
+    if not files:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="emdash-attach-"))
+    lines = ["", "Attached files:"]
+    documents: list[dict[str, object]] = []
+    for i, a in enumerate(files):
+        path = folder / f"{i}-{clean_name(a.name)}"
+        path.write_bytes(a.data)
+        lines.append(f"- {path} ({a.media_type}, {human_size(len(a.data))})")
+        doc: dict[str, object] = {
+            "name": a.name,
+            "type": a.media_type,
+            "size": len(a.data),
+            "path": str(path),
+        }
+        if not a.is_image:
+            doc["text"] = a.text()
+            lines.append(layout("  │ ", attachment_text(a)))
+        documents.append(doc)
+    return Saved(folder, "\n".join(lines) + "\n", documents)
 
 
 def _split(line: str) -> list[str]:

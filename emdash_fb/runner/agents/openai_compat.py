@@ -47,6 +47,7 @@ the stream, connection failures and timeouts.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import json
 import os
@@ -67,6 +68,7 @@ from emdash_fb.runner.agents.base import (
     ToolResult,
     ToolStart,
     TurnInput,
+    attachment_text,
     format_message,
     message_text,
     safe_id,
@@ -103,9 +105,14 @@ def chat_name(message: ChatMessage) -> str:
     return f"{base[: MAX_NAME - len(tag) - 1]}-{tag}"
 
 
-def build_messages(turn: TurnInput) -> list[dict[str, str]]:
-    """The chat-completions ``messages`` for a turn (see the module docstring)."""
-    messages = [{"role": "system", "content": system_intro(turn.mode)}]
+def build_messages(turn: TurnInput) -> list[dict[str, Any]]:
+    """The chat-completions ``messages`` for a turn (see the module docstring).
+
+    Files attached to the new message go with it as content parts: images as
+    ``image_url`` parts holding a ``data:`` URL, text files as ``text`` parts
+    (``<name>:`` and the text).
+    """
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system_intro(turn.mode)}]
     for message in (*turn.history, turn.message):
         if message.role == "assistant":
             messages.append({"role": "assistant", "content": message_text(message)})
@@ -113,6 +120,15 @@ def build_messages(turn: TurnInput) -> list[dict[str, str]]:
             messages.append(
                 {"role": "user", "name": chat_name(message), "content": format_message(message)}
             )
+    if turn.attachments:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1]["content"]}]
+        for a in turn.attachments:
+            if a.is_image:
+                url = f"data:{a.media_type};base64,{base64.b64encode(a.data).decode('ascii')}"
+                parts.append({"type": "image_url", "image_url": {"url": url}})
+            else:
+                parts.append({"type": "text", "text": attachment_text(a)})
+        messages[-1]["content"] = parts
     return messages
 
 
