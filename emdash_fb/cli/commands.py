@@ -11,10 +11,12 @@ import datetime as dt
 import json
 import shutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import typer
 
+from ..session.attachments import read_file
 from ..session.events import (
     Event,
     MessagePosted,
@@ -167,12 +169,19 @@ def send(
     text: str = typer.Argument(..., help="The message."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the agent's reply."),
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait with --wait."),
+    attach: list[Path] = typer.Option(
+        [],
+        "--attach",
+        metavar="PATH",
+        help="An image or text file to send with it (repeatable, up to 4).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Send a message to the agent through the session's queue."""
     app = ctx_of(ctx)
     sid = app.current_session()
-    sent = app.sessions.send(sid, text)
+    files = [read_file(p) for p in attach]
+    sent = app.sessions.send(sid, text, files)
     result: dict[str, Any] = {"message": sent.message, "position": sent.position}
     if not wait:
         emit(result, as_json, f"queued as #{sent.position} (message {sent.message})")

@@ -16,7 +16,7 @@ from ..session import errors
 from ..session.errors import SessionError
 from ..session.names import BadName
 from ..session.text import one_line
-from . import commands, identity_cmd
+from . import approve_cmd, commands, identity_cmd
 from .admin_cmd import admin_app
 from .chat_cmd import chat, demo
 from .context import AppContext
@@ -64,6 +64,10 @@ for fn in (
     commands.leave,
 ):
     app.command(fn.__name__)(fn)
+app.command("approvals")(approve_cmd.approvals)
+# request ids start with the message id, which may start with "-"
+for fn in (approve_cmd.approve, approve_cmd.deny):
+    app.command(fn.__name__, context_settings={"ignore_unknown_options": True})(fn)
 app.command("runner")(runner)
 app.command("watch")(watch)
 app.command("chat")(chat)

@@ -117,6 +117,37 @@ def event_json(event: ev.Event) -> dict[str, Any] | None:
                 "invite": meta.invite_code,
                 "title": meta.title,
             }
+        case ev.ApprovalRequested(approval=a, mine=mine, who=who):
+            return {
+                "event": "approval_requested",
+                "message": a.mid,
+                "approval": a.aid,
+                "tool": a.tool,
+                "summary": a.summary,
+                "detail": a.detail or None,
+                "author": a.author,
+                "expires_at": a.expires_at,
+                "you_may_answer": mine,
+                "answered_by": who,
+            }
+        case ev.ApprovalDecided(approval=a, allow=allow, by=by):
+            return {
+                "event": "approval_decided",
+                "message": a.mid,
+                "approval": a.aid,
+                "tool": a.tool,
+                "allow": allow,
+                "by": by,
+                "reason": (a.answer.reason if a.answer is not None else "") or None,
+            }
+        case ev.AgentChanged(agent=agent):
+            return {
+                "event": "agent_changed",
+                "name": agent.name,
+                "model": agent.model or None,
+                "folder": agent.folder or None,
+                "session_id": agent.session_id or None,
+            }
         case ev.SessionClosedEvent():
             return {"event": "closed"}
         case ev.NoLongerMember():
@@ -149,6 +180,13 @@ def event_line(data: dict[str, Any]) -> str:
         return (
             f"{stamp} {kind.replace('_', ' ')}: {one_line(data['name'])} {one_line(detail or '')}"
         )
+    if kind == "approval_requested":
+        who = "you may answer" if data["you_may_answer"] else f"{data['answered_by']} answers"
+        return f"{stamp} the agent asks to use {one_line(data['tool'])}: {one_line(data['summary'])} ({who})"
+    if kind == "approval_decided":
+        verb = "allowed" if data["allow"] else "denied"
+        reason = f" ({one_line(data['reason'])})" if data.get("reason") else ""
+        return f"{stamp} {one_line(data['by'])} {verb} {one_line(data['tool'])}{reason}"
     if kind.startswith("member_") or kind in ("role_changed", "typing"):
         extra = {"typing": "typing" if data.get("typing") else "stopped typing"}.get(kind, "")
         return f"{stamp} {kind.replace('_', ' ')}: {one_line(data['name'])} {data['tag']} {extra}".rstrip()

@@ -253,3 +253,50 @@ def test_send_wait_streams_the_reply_behind_the_gutter(
     assert lines[1] == "agent: alice asked: one"
     assert lines[2] == "  │ [12:00] bob: two"
     assert all(line.startswith("  │") for line in lines[2:])
+
+
+def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return got
+
+
+def test_approvals_from_a_script_and_files_sent_with_a_message(
+    cli_env: dict[str, str], rules_emu: ThreadedEmulator, tmp_path: Path
+) -> None:
+    from emdash_fb.runner.agents import load_agent
+
+    alice, bob = Cli(cli_env, "alice"), Cli(cli_env, "bob")
+    alice.json("login", "--name", "alice")
+    alice.json("admin", "allow", "me")
+    shared = alice.json("share")
+    bob.json("login", "--name", "bob")
+    bob.json("join", shared["invite"])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    assert "the agent is not asking for anything" in alice.run("approvals").stdout
+    assert "no such file" in bob.fails("send", "--attach", str(tmp_path / "nope.png"), "x")
+    work = tmp_path / "work"
+    work.mkdir()
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "0"}), workdir=work):
+        sent = bob.json("send", "--attach", str(notes), "run: touch from-cli.txt")
+        waiting = _until("the request never appeared", lambda: alice.json("approvals"))
+        assert [(w["tool"], w["summary"], w["asked_by"]) for w in waiting] == [
+            ("Bash", "touch from-cli.txt", "bob")
+        ]
+        assert "only the owner may answer" in bob.fails("approve")
+        assert "not a request id" in alice.fails("deny", "nonsense")
+        answered = alice.json("approve", waiting[0]["id"])
+        assert answered == {"id": waiting[0]["id"], "allow": True}
+
+        def replied() -> Any:
+            history = alice.json("history")
+            return any(h.get("reply_to") == sent["message"] for h in history) and history
+
+        history = _until("no reply", replied)
+    assert (work / "from-cli.txt").exists()
+    question = next(h for h in history if h["id"] == sent["message"])
+    assert question["attachments"] == [{"name": "notes.txt", "type": "text/plain", "size": 6}]
+    assert "already answered: you allowed it" in alice.fails("deny", waiting[0]["id"])
