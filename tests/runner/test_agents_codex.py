@@ -50,9 +50,10 @@ def work(tmp_path, state) -> Path:
 
 
 def agent(**options: str) -> CodexAgent:
+    options.setdefault("interrupt_grace", "0.5")
     built = load_agent("codex", {"bin": BIN, **options}, env={})
     assert isinstance(built, CodexAgent)
-    built.interrupt_grace = 0.5
+    assert built.interrupt_grace == float(options["interrupt_grace"])
     return built
 
 

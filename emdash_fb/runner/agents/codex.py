@@ -23,6 +23,8 @@ Options (all strings):
 * ``sandbox``: ``workspace-write`` (default), ``read-only`` or
   ``danger-full-access`` -- for the OWNER's messages only.
 * ``timeout``: seconds for a whole turn (default 1800).
+* ``interrupt_grace``: seconds a cancelled turn's CLI may take to stop after
+  SIGINT before it is killed (default 3).
 
 Who may do what. ``codex exec`` never asks for approvals (it runs with approval
 policy "never"), so there is no hook through which people could approve a
@@ -223,32 +225,32 @@ def check_installed(argv: Sequence[str], what: str, install: str) -> None:
         raise AgentError(f"{what} not found: {exe}; install it with {install}")
 
 
-def valid_session_id(value: str | None, what: str) -> str | None:
+def valid_session_id(value: str | None, what: str, logger: logging.Logger = log) -> str | None:
     """``value`` if it is a session id we may pass to the CLI (a UUID), else None (logged)."""
     if not value:
         return None
     if SESSION_ID.match(value):
         return value
-    log.warning("ignoring a %s session id that is not a UUID: %s", what, for_log(value))
+    logger.warning("ignoring a %s session id that is not a UUID: %s", what, for_log(value))
     return None
 
 
-def parse_json(line: str, what: str) -> dict[str, Any] | None:
+def parse_json(line: str, what: str, logger: logging.Logger = log) -> dict[str, Any] | None:
     """One stdout line as a JSON object, or None: non-JSON lines are skipped (logged at
     debug), malformed JSON and JSON that is not an object are skipped (logged as warnings)."""
     stripped = line.strip()
     if not stripped:
         return None
     if stripped[0] not in "{[":
-        log.debug("%s printed a line that is not JSON: %s", what, for_log(stripped))
+        logger.debug("%s printed a line that is not JSON: %s", what, for_log(stripped))
         return None
     try:
         obj = json.loads(stripped)
     except ValueError:
-        log.warning("%s printed a malformed JSON line: %s", what, for_log(stripped))
+        logger.warning("%s printed a malformed JSON line: %s", what, for_log(stripped))
         return None
     if not isinstance(obj, dict):
-        log.warning("%s printed JSON that is not an object: %s", what, for_log(stripped))
+        logger.warning("%s printed JSON that is not an object: %s", what, for_log(stripped))
         return None
     return obj
 
@@ -588,7 +590,6 @@ def _mcp_result(item: dict[str, Any]) -> tuple[str, bool]:
 
 class CodexAgent:
     name = "codex"
-    interrupt_grace = INTERRUPT_GRACE
 
     def __init__(
         self,
@@ -597,6 +598,7 @@ class CodexAgent:
         model: str | None = None,
         sandbox: str = "workspace-write",
         timeout: float = DEFAULT_TIMEOUT,
+        interrupt_grace: float = INTERRUPT_GRACE,
     ) -> None:
         if not argv:
             raise AgentError("the codex agent needs a command to run")
@@ -606,12 +608,13 @@ class CodexAgent:
         self.model = model or None
         self.sandbox = sandbox
         self.timeout = timeout
+        self.interrupt_grace = interrupt_grace
 
     @classmethod
     def from_options(
         cls, options: Mapping[str, str] | None, env: Mapping[str, str] = os.environ
     ) -> CodexAgent:
-        opts = Options("codex", options, ("bin", "model", "sandbox", "timeout"))
+        opts = Options("codex", options, ("bin", "model", "sandbox", "timeout", "interrupt_grace"))
         timeout = opts.number("timeout", DEFAULT_TIMEOUT)
         if timeout <= 0:
             raise AgentError("option timeout for the codex agent must be more than 0")
@@ -620,6 +623,7 @@ class CodexAgent:
             model=(opts.get("model") or "").strip() or None,
             sandbox=opts.choice("sandbox", SANDBOXES),
             timeout=timeout,
+            interrupt_grace=opts.number("interrupt_grace", INTERRUPT_GRACE),
         )
 
     def sandbox_for(self, turn: TurnInput) -> str:
