@@ -25,7 +25,7 @@ from emdash_fb.runner.agents.base import (
     format_message,
     mode_line,
 )
-from emdash_fb.runner.agents.gemini import UPGRADE, GeminiAgent
+from emdash_fb.runner.agents.gemini import GEMINI_TOOLS, UPGRADE, GeminiAgent
 
 FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_gemini.py"
 BIN = f"{sys.executable} {FAKE}"
@@ -261,7 +261,13 @@ def test_a_guest_gets_exactly_the_preapproved_tools_gemini_knows(work, state):
 def test_no_known_preapproved_tool_means_no_allowed_tools_flag(work, state):
     collect(agent(), turn(work, preapproved=frozenset({"Read", "Bash"})))
     assert not any(a.startswith("--allowed-tools") for a in records(state)[0]["argv"])
-    assert READ_ONLY_TOOLS  # the default set does hold gemini tools (see the first test)
+    collect(agent(), turn(work))  # the default pre-approved set: its gemini tools, sorted
+    expected = ",".join(sorted(READ_ONLY_TOOLS & GEMINI_TOOLS))
+    assert (
+        records(state)[1]["argv"][-1]
+        == f"--allowed-tools={expected}"
+        == f"--allowed-tools={READ_TOOLS}"
+    )
 
 
 def test_plan_mode_uses_default_approval_for_the_owner_too(work, state):
@@ -280,6 +286,11 @@ def test_noise_is_skipped_and_a_100_kb_message_arrives_whole(work, caplog):
     assert texts == ["x" * 100_000, "Let me see. ", "gemini heard: noise", " [turn 1]"]
     assert "malformed JSON line: {not json" in caplog.text
     assert "Loaded cached credentials." in caplog.text  # the non-JSON line, at debug
+
+
+def test_a_whole_message_after_its_deltas_is_not_shown_twice(work):
+    events = collect(agent(), turn(work, "repeat"))
+    assert text_of(events) == "Hello, world.Let me see. gemini heard: repeat [turn 1]"
 
 
 def test_a_warning_event_is_logged_and_the_turn_goes_on(work, caplog):

@@ -48,6 +48,8 @@ message:``, or after the mode line of a resumed turn):
   escapes and bidi controls.
 * ``noise``: non-JSON lines, malformed JSON, JSON that is not an event, an
   unknown event, and a 100 KB message line.
+* ``repeat``: two deltas, then the whole message again without ``delta``
+  (as a release that also sends complete messages might).
 * ``warn``: an ``error`` event of severity ``warning``; the turn goes on.
 * ``fail``: an ``error`` event, then a ``result`` with status ``error``; exit 1.
 * ``crash``: a partial answer, then "FatalError: gemini crashed" on stderr; exit 3.
@@ -409,6 +411,10 @@ def main() -> None:
     emit({"type": "message", "role": "user", "content": text})
     if "noise" in message:
         turn.noise()
+    if "repeat" in message:
+        turn.delta("Hello, ")
+        turn.delta("world.")
+        emit({"type": "message", "role": "assistant", "content": "Hello, world."})
     if "warn" in message:
         emit(
             {"type": "error", "severity": "warning", "message": "Loop detected, stopping execution"}

@@ -634,6 +634,8 @@ class CodexAgent:
 
     def command(self, turn: TurnInput, resume: str | None, images: Sequence[Path]) -> list[str]:
         argv = [*self.argv, "exec", "--json", "--skip-git-repo-check"]
+        # --image takes several values (comma-separated, or following words): a flag must
+        # follow the last one, and the file names (attachment_name) have no commas.
         argv += [f"--image={path}" for path in images]
         argv.append(f"--sandbox={self.sandbox_for(turn)}")
         if self.model:

@@ -43,8 +43,9 @@ everyone. The user's own Gemini settings and policy files still apply on top.
 
 Events (``--output-format stream-json``, one JSON object per line): ``init``
 -> AgentSession(session_id, model); ``message`` with role ``assistant`` -> its
-``content`` as text (deltas stream as they come; a blank line separates text
-before and after tool calls); ``tool_use`` -> ToolStart(tool_id, tool_name,
+``content`` as text (deltas stream as they come; a whole message that repeats
+the deltas before it is skipped; a blank line separates text before and after
+tool calls); ``tool_use`` -> ToolStart(tool_id, tool_name,
 parameters summarised); ``tool_result`` -> ToolResult (ok when status is
 ``success``; output, or the error's message); ``error`` events are logged
 (``warning``) or remembered (``error``); ``result`` ends the turn, failing it
@@ -190,6 +191,7 @@ class GeminiStream:
         self._count = 0
         self._text_so_far = ""
         self._tool_since_text = False
+        self._streamed = False  # assistant deltas since the last tool event
 
     def feed_line(self, line: str) -> list[AgentEvent]:
         obj = parse_json(line, WHAT, log)
@@ -216,15 +218,20 @@ class GeminiStream:
         if kind == "message":
             if obj.get("role") != "assistant":
                 return []
+            if obj.get("delta") is not True and self._streamed:
+                return []  # a whole message repeating the deltas just streamed
+            self._streamed = obj.get("delta") is True
             return self._text(text_field(obj.get("content")))
         if kind == "tool_use":
             self._count += 1
             self._tool_since_text = True
+            self._streamed = False
             tool_id = safe_id(obj.get("tool_id"), f"tool-{self._count}")
             name = text_field(obj.get("tool_name")) or "tool"
             return [ToolStart(id=tool_id, name=name, input=summarize_input(obj.get("parameters")))]
         if kind == "tool_result":
             self._tool_since_text = True
+            self._streamed = False
             tool_id = safe_id(obj.get("tool_id"), f"tool-{self._count}")
             ok = obj.get("status") == "success"
             output = obj.get("output")
