@@ -31,7 +31,7 @@ FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_gemini.py"
 BIN = f"{sys.executable} {FAKE}"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ALICE = "uidAAAAaa01"
-READ_TOOLS = "glob,google_web_search,list_directory,read_file,read_many_files,search_file_content"
+READ_TOOLS = "glob,list_directory,read_file,read_many_files,search_file_content"
 REFUSED = 'Tool "{}" requires user approval, which is not available in non-interactive mode.'
 
 

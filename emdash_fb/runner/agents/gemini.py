@@ -118,7 +118,7 @@ from emdash_fb.runner.agents.base import (
     summarize_input,
     truncate,
 )
-from emdash_fb.runner.agents.codex import (
+from emdash_fb.runner.agents.json_cli import (
     DEFAULT_TIMEOUT,
     INTERRUPT_GRACE,
     CliExit,
