@@ -20,7 +20,7 @@ from ..session import events as ev
 from ..session.approvals import APPROVERS, Approval
 from ..session.attachments import IMAGE_TYPES, MAX_FILES, Attached, read_file
 from ..session.errors import SessionError
-from ..session.text import one_line
+from ..session.text import one_line, verbatim
 from . import render
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class Asking:
         w = self.current(mine=False)
         if w is not None:
             a = w.approval
-            what = f"{one_line(a.tool)}: {one_line(a.summary)}"
+            what = f"{one_line(a.tool)}: {verbatim(a.summary, line=True)}"
             if len(what) > 80:
                 what = what[:79] + "…"
             if w.mine:

@@ -40,7 +40,7 @@ from rich.text import Text
 from ..session import attachments, codes
 from ..session.approvals import UNANSWERED, Approval, Policy
 from ..session.records import Member, Message, SessionState
-from ..session.text import GUTTER, clean, layout, lines, one_line, uid_tag
+from ..session.text import GUTTER, clean, layout, lines, one_line, uid_tag, verbatim
 
 PALETTE = (
     "cyan",
@@ -243,12 +243,13 @@ def approval_request(
         Text(" for ", style="yellow"),
         Text(one_line(asked_by) or "someone", style="bold"),
         Text(": ", style="yellow"),
-        Text(one_line(a.summary)),
+        Text(verbatim(a.summary, line=True)),
     )
     parts: list[RenderableType] = [head]
     if a.detail.strip():
-        detail = "\n".join(clean(a.detail).splitlines()[:20])
-        parts.append(Text(layout("  │ ", detail), style="dim"))
+        rows = verbatim(a.detail).split("\n")
+        more = f"\n… ({len(rows) - 20} more lines)" if len(rows) > 20 else ""
+        parts.append(Text(layout("  │ ", "\n".join(rows[:20]) + more), style="dim"))
     left = max(0, (a.expires_at - now_ms) // 1000)
     when = f"times out in {left // 60}:{left % 60:02d}"
     if mine:
@@ -263,7 +264,7 @@ def approval_request(
 
 
 def approval_decided(a: Approval, *, allow: bool, by: str) -> RenderableType:
-    what = f"{one_line(a.tool)}: {one_line(a.summary)}"
+    what = f"{one_line(a.tool)}: {verbatim(a.summary, line=True)}"
     if by in UNANSWERED:
         why = {
             "timeout": "nobody answered in time",

@@ -115,10 +115,12 @@ def code(ch: str) -> str:
     return f"<U+{n:04X}>"
 
 
-def _show(text: str, *, breaks: bool) -> str:
+def _show(text: str, *, breaks: bool, escapes: bool = False) -> str:
     def one(m: re.Match[str]) -> str:
         kind = m.lastgroup
         if kind == "csi":
+            if escapes:  # shown, not removed: ^[[2K
+                return "".join(code(c) if c in "\x1b\x9b" else c for c in m.group())
             return ""
         if kind in ("brk", "tab"):
             if breaks:
@@ -142,6 +144,12 @@ def clean(text: str) -> str:
 def one_line(text: str) -> str:
     """``text`` cleaned and on one line: line breaks and tabs are shown visibly too."""
     return _show(text, breaks=False)
+
+
+def verbatim(text: str, *, line: bool = False) -> str:
+    """Every character of ``text`` visible, escape sequences included (``^[[2K``), for what
+    someone must judge exactly: a command the agent asks to run. ``line``: on one line."""
+    return _show(text, breaks=not line, escapes=True)
 
 
 def lines(text: str) -> list[str]:

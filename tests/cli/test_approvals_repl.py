@@ -140,3 +140,31 @@ def test_claude_code_on_screen_asks_and_resumes_after_kill_9(
         bob.wait_for(f"turn 2 of {session_id}", timeout=30)
     finally:
         stop(runner)
+
+
+def test_a_hostile_request_shows_exactly_what_would_run(
+    term_env: dict[str, str],  # noqa: F811
+    terminals: list[Terminal],  # noqa: F811
+    rules_emu: ThreadedEmulator,
+    tmp_path: Path,
+) -> None:
+    """A guest writing raw REST hides the real command behind a carriage return, an escape
+    that erases the line and a right-to-left override: the owner sees every one of them."""
+    from emdash_fb.cli.context import AppContext
+    from tests.support.rtdb import raw_send
+
+    alice = open_chat(term_env, terminals, "alice", "--share", "--name", "alice")
+    code = share(alice)
+    mallory = AppContext(profile="mallory", env=term_env)
+    mallory.auth.sign_in_anonymous("mallory")
+    joined = mallory.sessions.join(code)
+    alice.wait_for("mallory joined")
+    hostile = "run: touch harmless\r\x1b[2K\u202etouch evil.txt\x1b]0;x\x07"
+    with BackgroundRunner(rules_emu, load_agent("echo", {"rate": "0"}), workdir=tmp_path):
+        raw_send(rules_emu, mallory, joined.session, "mallory", hostile)
+        screen = alice.wait_for("the agent asks to use Bash for mallory:")
+        assert "touch harmless^M^[[2K<U+202E>touch evil.txt^[]0;x^G" in screen, screen
+        alice.wait_for("y allow · n deny")
+        alice.type("n")
+        alice.wait_for("alice denied Bash: touch harmless^M^[[2K<U+202E>touch evil.txt")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "harmless").exists()
