@@ -168,7 +168,7 @@ def test_an_unknown_thread_starts_over_with_the_whole_conversation(work, state, 
     stale = str(uuid.uuid4())
     history = (ChatMessage("user", "bob", "context", "uidBBBBbb02"),)
     t = turn(work, "go on", history=history, resume=stale)
-    with caplog.at_level(logging.WARNING, "emdash_fb.runner.agents.codex"):
+    with caplog.at_level(logging.WARNING, "emdash_fb.runner.agents"):
         events = collect(agent(), t)
     sessions = [e for e in events if isinstance(e, AgentSession)]
     assert len(sessions) == 1 and sessions[0].session_id != stale
@@ -252,7 +252,7 @@ def test_plan_mode_is_read_only_for_the_owner_too_and_no_turn_bypasses_the_sandb
 
 
 def test_mcp_and_web_search_items_are_tools_and_bookkeeping_items_are_skipped(work, caplog):
-    with caplog.at_level(logging.WARNING, "emdash_fb.runner.agents.codex"):
+    with caplog.at_level(logging.WARNING, "emdash_fb.runner.agents"):
         events = collect(agent(), turn(work, "tools"))
     tools = [e for e in events if isinstance(e, ToolStart | ToolResult)]
     assert tools == [
@@ -266,7 +266,7 @@ def test_mcp_and_web_search_items_are_tools_and_bookkeeping_items_are_skipped(wo
 
 
 def test_noise_is_skipped_and_a_100_kb_message_arrives_whole(work, caplog):
-    with caplog.at_level(logging.DEBUG, "emdash_fb.runner.agents.codex"):
+    with caplog.at_level(logging.DEBUG, "emdash_fb.runner.agents"):
         events = collect(agent(), turn(work, "noise"))
     texts = [e.text for e in events if isinstance(e, TextDelta)]
     assert texts == ["x" * 100_000, "\n\n", "codex heard: noise [turn 1]"]
