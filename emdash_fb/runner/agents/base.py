@@ -268,14 +268,19 @@ def build_prompt(turn: TurnInput) -> str:
     Each message is :func:`format_message`; the "Conversation so far" block is
     left out when there is no history.
     """
-    parts = [system_intro(turn.mode), ""]
+    return "\n".join([system_intro(turn.mode), "", *conversation_lines(turn)]) + "\n"
+
+
+def conversation_lines(turn: TurnInput) -> list[str]:
+    """The "Conversation so far" block (when there is history) and the "New message"."""
+    parts: list[str] = []
     if turn.history:
         parts.append("Conversation so far:")
         parts.extend(format_message(m) for m in turn.history)
         parts.append("")
     parts.append("New message:")
     parts.append(format_message(turn.message))
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 TURN_FORMAT = "emdash-fb.turn.v1"

@@ -154,6 +154,7 @@ from emdash_fb.runner.agents.base import (
     Decision,
     Options,
     TurnInput,
+    conversation_lines,
     format_message,
     mode_line,
     safe_id,
@@ -626,15 +627,8 @@ def _intro(mode: str) -> str:
 
 
 def _prompt(turn: TurnInput, *, full: bool) -> str:
-    parts = [mode_line(turn.mode), ""]
-    if full:
-        if turn.history:
-            parts.append("Conversation so far:")
-            parts.extend(format_message(m) for m in turn.history)
-            parts.append("")
-        parts.append("New message:")
-    parts.append(format_message(turn.message))
-    return "\n".join(parts).replace("\x00", "") + "\n"
+    body = conversation_lines(turn) if full else [format_message(turn.message)]
+    return "\n".join([mode_line(turn.mode), "", *body]).replace("\x00", "") + "\n"
 
 
 def _user_message(turn: TurnInput, *, full: bool) -> dict[str, Any]:
