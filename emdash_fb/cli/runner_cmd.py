@@ -109,6 +109,9 @@ def runner(
     target = resolve_target()
     try:
         the_agent = load_agent(agent, _options(agent_opt))
+        preflight = getattr(the_agent, "preflight", None)
+        if preflight is not None:
+            preflight()  # a CLI that isn't installed: say so now, not at the first turn
     except AgentError as exc:
         typer.echo(f"error: {exc.summary}", err=True)
         raise typer.Exit(2) from None

@@ -163,6 +163,7 @@ from emdash_fb.runner.agents.base import (
 )
 from emdash_fb.runner.agents.jsonl import JsonlTranslator
 from emdash_fb.runner.agents.process import (
+    check_installed,
     collect_tail,
     exit_error,
     feed,
@@ -287,6 +288,10 @@ class ClaudeAgent:
         )
 
     # ------------------------------------------------------------------ a turn
+
+    def preflight(self) -> None:
+        """Fail at start-up, in one line, when the CLI isn't installed."""
+        check_installed(self.argv, WHAT, INSTALL.removeprefix("install it with "))
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         state = self._sessions.setdefault(turn.session, _Session())

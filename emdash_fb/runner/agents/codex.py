@@ -134,6 +134,7 @@ from emdash_fb.runner.agents.json_cli import (
     with_text_files,
 )
 from emdash_fb.runner.agents.process import (
+    check_installed,
     exit_error,
 )
 from emdash_fb.session.text import for_log, one_line
@@ -400,6 +401,10 @@ class CodexAgent:
             argv += ["resume", resume]
         argv.append("-")
         return argv
+
+    def preflight(self) -> None:
+        """Fail at start-up, in one line, when the CLI isn't installed."""
+        check_installed(self.argv, WHAT, INSTALL)
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         resume = valid_session_id(turn.resume, "codex")

@@ -132,7 +132,7 @@ from emdash_fb.runner.agents.json_cli import (
     text_field,
     valid_session_id,
 )
-from emdash_fb.runner.agents.process import exit_error
+from emdash_fb.runner.agents.process import check_installed, exit_error
 from emdash_fb.session.text import for_log, one_line
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,10 @@ class GeminiAgent:
         if tools:
             argv.append("--allowed-tools=" + ",".join(tools))
         return argv
+
+    def preflight(self) -> None:
+        """Fail at start-up, in one line, when the CLI isn't installed."""
+        check_installed(self.argv, WHAT, INSTALL)
 
     async def run(self, turn: TurnInput) -> AsyncIterator[AgentEvent]:
         resume = valid_session_id(turn.resume, "gemini", log)

@@ -18,10 +18,9 @@ import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from emdash_fb.runner.agents.base import (
     mode_line,
 )
 from emdash_fb.runner.agents.process import (
+    check_installed,
     collect_tail,
     feed,
     killpg,
@@ -107,14 +107,6 @@ def cli_argv(
     if not argv:
         raise AgentError(f"the {agent} agent's bin option is empty")
     return argv
-
-
-def check_installed(argv: Sequence[str], what: str, install: str) -> None:
-    """The one-line error for a CLI that isn't there (``what not found: NAME; install it ...``)."""
-    exe = argv[0]
-    found = Path(exe).is_file() if os.sep in exe else shutil.which(exe) is not None
-    if not found:
-        raise AgentError(f"{what} not found: {exe}; install it with {install}")
 
 
 def valid_session_id(value: str | None, what: str, logger: logging.Logger = log) -> str | None:

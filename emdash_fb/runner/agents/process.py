@@ -15,9 +15,10 @@ import codecs
 import contextlib
 import errno
 import os
+import shutil
 import signal
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from emdash_fb.runner.agents.base import AgentError
@@ -28,6 +29,14 @@ STDERR_TAIL = 500
 TERM_GRACE = 0.4
 #: A line longer than this is an error rather than unbounded memory.
 MAX_LINE = 32 * 1024 * 1024
+
+
+def check_installed(argv: Sequence[str], what: str, install: str) -> None:
+    """The one-line error for a CLI that isn't there (``what not found: NAME; install it ...``)."""
+    exe = argv[0]
+    found = Path(exe).is_file() if os.sep in exe else shutil.which(exe) is not None
+    if not found:
+        raise AgentError(f"{what} not found: {exe}; install it with {install}")
 
 
 async def spawn(
