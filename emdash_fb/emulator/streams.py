@@ -67,7 +67,9 @@ class StreamListener:
         if self.query is not None:
             node = self.query.apply(node)
             self._window = dict(children(node))
-        self._push(frame("put", (), plain(node)))
+        # The first snapshot is what the client asked for, however big: it never counts
+        # against the slow-consumer limit (only falling behind on live events does).
+        self._push(frame("put", (), plain(node)), counted=False)
         self.namespace.add_listener(self)
 
     def close(self, reason: str, final: bytes | None = None) -> None:
@@ -96,8 +98,12 @@ class StreamListener:
         self._buffered = 0
         return out
 
-    def _push(self, data: bytes) -> None:
+    def _push(self, data: bytes, *, counted: bool = True) -> None:
         if self.closed:
+            return
+        if not counted:
+            self._frames.append(data)
+            self._wakeup.set()
             return
         self._buffered += len(data)
         if self._buffered > self.buffer_limit:

@@ -265,3 +265,19 @@ def test_root_multi_path_update_sends_only_what_lands_under_the_listener(raw: Ra
     raw.patch("s", {"one/n": 5})
     assert sse.next() == ("patch", {"path": "/", "data": {"n": 5}})
     sse.close()
+
+
+def test_a_first_snapshot_bigger_than_the_limit_streams_whole_then_live_events_follow() -> None:
+    """A large location streams as on production: its first snapshot never counts as
+    falling behind; live events after it still do."""
+    with ThreadedEmulator(buffer_limit=1024 * 1024) as emu:
+        raw = RawRtdb(f"http://{emu.database_host}", "bigsnap")
+        big = {f"m{i:04d}": "y" * 10_000 for i in range(300)}  # 3 MB, three times the limit
+        assert raw.put("history", big).status_code == 200
+        stream = open_stream(raw, "history")
+        kind, first = stream.next()
+        assert kind == "put" and first["path"] == "/" and len(first["data"]) == 300
+        assert raw.put("history/m9999", "live").status_code == 200
+        assert stream.next() == ("put", {"path": "/m9999", "data": "live"})
+        assert emu.call(lambda: len(emu.server.rtdb.active_streams)) == 1
+        stream.close()
