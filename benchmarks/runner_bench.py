@@ -311,7 +311,7 @@ def measure_stream(
     host.call("close", 20)
     records = got["records"][0]
     turn = emu.admin_get(f"sessions/{sid}/turns/{mid}")
-    reply_text = reply_text_of(emu.admin_get(f"sessions/{sid}/messages/{mid}~a"), turn)
+    reply_text = reply_text_of(emu.admin_get(f"sessions/{sid}/transcript/{mid}~a"), turn)
     seconds = (turn["endedAt"] - turn["startedAt"]) / 1000
     tokens = len(_TOKEN.findall(reply_text)) if agent == "echo" else s.stream_tokens
     writes = runner_writes(before, after)
@@ -417,7 +417,7 @@ def measure_turns(
     lost, duplicated, extra, spurious = 0, 0, 0, 0
     anomalies: list[dict[str, Any]] = []
     for sid, tree in zip(sids, trees, strict=True):
-        messages = tree.get("messages") or {}
+        messages = tree.get("transcript") or {}
         turns = tree.get("turns") or {}
         replies = [k for k, v in messages.items() if v.get("role") == "assistant"]
         extra += max(0, len(replies) - len(sent[sid]))

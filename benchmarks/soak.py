@@ -930,7 +930,7 @@ class Soak:
         out = []
         for sid in sorted({m.sid for m in self.members}):
             tree = self.admin_get(f"sessions/{sid}") or {}
-            msgs = tree.get("messages") or {}
+            msgs = tree.get("transcript") or {}
             turns = tree.get("turns") or {}
             for mid, msg in msgs.items():
                 if msg.get("role") == "user" and f"{mid}~a" not in msgs:
@@ -954,7 +954,7 @@ class Soak:
         out: dict[str, set[str]] = {}
         for sid in {m.sid for m in self.members}:
             with contextlib.suppress(OSError, ValueError):
-                msgs = (self.admin_get(f"sessions/{sid}") or {}).get("messages") or {}
+                msgs = (self.admin_get(f"sessions/{sid}") or {}).get("transcript") or {}
                 out[sid] = {k for k, v in msgs.items() if v.get("role") == "assistant"}
         return out
 
@@ -1257,7 +1257,7 @@ def judge(
     reply_count: Counter[str] = Counter()
     turns_of: dict[str, dict[str, Any]] = {}
     for sid, tree in final.items():
-        msgs = tree.get("messages") or {}
+        msgs = tree.get("transcript") or {}
         turns = tree.get("turns") or {}
         for mid, msg in msgs.items():
             if msg.get("role") == "user":

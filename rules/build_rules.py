@@ -151,7 +151,7 @@ def joins_now(depth: int) -> str:
 #: The running turn of $mid has no live runner: the lock is gone, names another
 #: message, or its lease ran out (by the server's clock).
 STALLED = f"(!{S('lock')}.exists() || {SV('lock/mid')} !== $mid || {SV('lock/leaseUntil')} <= now)"
-AUTHOR_OR_OWNER = f"({SV('messages/{$mid}/uid')} === auth.uid || {OWNER})"
+AUTHOR_OR_OWNER = f"({SV('transcript/{$mid}/uid')} === auth.uid || {OWNER})"
 
 
 def stalled_cancel(depth: int) -> str:
@@ -442,7 +442,7 @@ write:
             "Send: names the message this write creates (so lastActivity can tell a send from a bare write); a SENDER, OPEN.",
             {
                 ".write": f"{SIGNED_IN} && {sender_after(d)} && {OPEN}",
-                ".validate": f"newData.isString() && newData.val().matches({PUSHID}) && !{S('messages/{newData.val()}')}.exists() && {NV(d, 'messages/{newData.val()}/uid')} === auth.uid",
+                ".validate": f"newData.isString() && newData.val().matches({PUSHID}) && !{S('transcript/{newData.val()}')}.exists() && {NV(d, 'transcript/{newData.val()}/uid')} === auth.uid",
             },
         ),
         "policy": C(
@@ -713,9 +713,9 @@ def queue_rules() -> dict[str, Any]:
         OPEN,
         "newData.child('uid').val() === auth.uid",
         "newData.child('state').val() === 'queued'",
-        f"!{S('messages/{$mid}')}.exists()",
-        f"{NV(d, 'messages/{$mid}/role')} === 'user'",
-        f"{NV(d, 'messages/{$mid}/text')} === newData.child('text').val()",
+        f"!{S('transcript/{$mid}')}.exists()",
+        f"{NV(d, 'transcript/{$mid}/role')} === 'user'",
+        f"{NV(d, 'transcript/{$mid}/text')} === newData.child('text').val()",
         f"{NR(d, 'work/{$mid}/sid')}.val() === $sid",
         f"!{S(slot_of_item)}.exists()",
         f"{NV(d, slot_of_item)} === $mid",
@@ -727,7 +727,7 @@ def queue_rules() -> dict[str, Any]:
         MEMBER,
         f"(data.child('uid').val() === auth.uid || {OWNER})",
         OPEN,
-        f"{NV(d, 'messages/{$mid}/state')} === 'cancelled'",
+        f"{NV(d, 'transcript/{$mid}/state')} === 'cancelled'",
         f"!{NR(d, 'work/{$mid}')}.exists()",
         f"!{N(d, old_slot)}.exists()",
     )
@@ -755,10 +755,10 @@ def queue_rules() -> dict[str, Any]:
                 """
 send:   a SENDER, OPEN, creates the item (fresh push id, never used for a
         message before) with their own uid and state 'queued', together with
-        messages/<mid> (role 'user', same text), work/<mid> for this session
+        transcript/<mid> (role 'user', same text), work/<mid> for this session
         and its slot (slots/<uid>/<slot> = <mid>, a slot that was free);
 cancel: its author or the OWNER, still a MEMBER, OPEN, deletes it while
-        state is 'queued', in the same write that sets messages/<mid>/state
+        state is 'queued', in the same write that sets transcript/<mid>/state
         'cancelled', deletes work/<mid> and frees its slot;
 finish: the RUNNER holding the lock for it deletes it and frees its slot, OPEN;
 stalled cancel: its author or the OWNER deletes it while 'running' when no
@@ -855,7 +855,7 @@ def messages_rules() -> dict[str, Any]:
         "$mid": {
             ".write": C(
                 """
-User message (send): a SENDER, OPEN, creates messages/<pushid> with role
+User message (send): a SENDER, OPEN, creates transcript/<pushid> with role
 'user', their own uid and no state, with queue/<mid> created in the same
 write (the queue rule checks the text, the slot and work/<mid>).
 Assistant reply (finish turn): only the RUNNER holding the lock for <mid>,
@@ -967,7 +967,7 @@ session never downloads them: attachments/<sid>/<mid>/<key> = {{name, type,
 size, data (base64, at most {attachments.MAX_BYTES} bytes of file)}}. Members of the session
 and runners read them. Created once, by the message's author, in the write
 that sends the message (whose metadata must match; see
-messages/<mid>/attachments). Never changed.
+transcript/<mid>/attachments). Never changed.
 """,
     {
         "$sid": {
@@ -979,9 +979,9 @@ messages/<mid>/attachments). Never changed.
                         NOT_RUNNER,
                         "!data.exists()",
                         ATTACHMENT_KEY,
-                        f"!{R('sessions/{$sid}/messages/{$mid}')}.exists()",
-                        f"{R('sessions/{$sid}/messages/{$mid}/uid', up(4))}.val() === auth.uid",
-                        f"{R('sessions/{$sid}/messages/{$mid}/attachments/{$key}', up(4))}.exists()",
+                        f"!{R('sessions/{$sid}/transcript/{$mid}')}.exists()",
+                        f"{R('sessions/{$sid}/transcript/{$mid}/uid', up(4))}.val() === auth.uid",
+                        f"{R('sessions/{$sid}/transcript/{$mid}/attachments/{$key}', up(4))}.exists()",
                     ),
                     ".validate": C(
                         "The data is base64 of exactly `size` bytes (4 characters per 3 bytes, rounded up).",
@@ -1003,6 +1003,7 @@ messages/<mid>/attachments). Never changed.
 
 def turns_rules() -> dict[str, Any]:
     return {
+        ".indexOn": ["startedAt"],
         "$mid": {
             ".write": C(
                 """
@@ -1023,7 +1024,7 @@ user message's 'cancelled' (each checked where it is written). Whichever
 runner comes next finds nothing to do; a runner that was only cut off is
 refused at its next write.
 """,
-                    f"{stalled_cancel(3)} && !{N(3, 'queue/{$mid}')}.exists() && {NV(3, 'messages/{$mid}/state')} === 'cancelled'",
+                    f"{stalled_cancel(3)} && !{N(3, 'queue/{$mid}')}.exists() && {NV(3, 'transcript/{$mid}/state')} === 'cancelled'",
                 ),
                 ".validate": "newData.val() === 'running' || newData.val() === 'done' || newData.val() === 'failed' || newData.val() === 'cancelled' || newData.val() === 'interrupted'",
             },
@@ -1055,7 +1056,7 @@ refused at its next write.
                         "!data.exists()",
                         MEMBER,
                         f"{SV('turns/{$mid}/state')} === 'running'",
-                        f"({SV('messages/{$mid}/uid')} === auth.uid || {OWNER})",
+                        f"({SV('transcript/{$mid}/uid')} === auth.uid || {OWNER})",
                         OPEN,
                     ),
                     ".validate": "newData.hasChildren(['by', 'at'])",
@@ -1064,8 +1065,12 @@ refused at its next write.
                     "$other": {".validate": False},
                 },
             ),
+            "approvals": C(
+                "The agent's requests to use a tool during this turn (see approvals_rules).",
+                approvals_rules()["$mid"],
+            ),
             "$other": {".validate": False},
-        }
+        },
     }
 
 
@@ -1102,7 +1107,7 @@ outcome.
                 },
                 "author": C(
                     "The author of the message that caused the request.",
-                    {".validate": f"newData.val() === {SV('messages/{$mid}/uid')}"},
+                    {".validate": f"newData.val() === {SV('transcript/{$mid}/uid')}"},
                 ),
                 "requestedAt": {
                     ".validate": "newData.val() === now || (data.exists() && newData.val() === data.val())"
@@ -1219,7 +1224,7 @@ deletes a lapsed lock in the write that cancels its turn.
                 "data.child('leaseUntil').val() <= now",
                 MEMBER,
                 OPEN,
-                f"({SV('messages/' + LOCK_MID + '/uid')} === auth.uid || {OWNER})",
+                f"({SV('transcript/' + LOCK_MID + '/uid')} === auth.uid || {OWNER})",
                 f"{NV(1, 'turns/' + LOCK_MID + '/state')} === 'cancelled'",
             ),
         ),
@@ -1248,9 +1253,8 @@ def sessions_rules() -> dict[str, Any]:
             "presence": presence_rules(),
             "queue": queue_rules(),
             "slots": slots_rules(),
-            "messages": messages_rules(),
+            "transcript": messages_rules(),
             "turns": turns_rules(),
-            "approvals": approvals_rules(),
             "agent": AGENT,
             "lock": LOCK,
         }

@@ -3,7 +3,7 @@
 What it owns: turning an agent's :class:`ApprovalNeeded` into a
 :class:`Decision`. A tool the owner's policy pre-approves is allowed at once
 (nothing is written). Anything else becomes a request at
-``sessions/<sid>/approvals/<mid>/<aid>`` that every member sees; the runner
+``sessions/<sid>/turns/<mid>/approvals/<aid>`` that every member sees; the runner
 polls for an answer (a few bytes per read, like the cancel watch) until the
 request expires, and writes the outcome it acted on, so the history says what
 was decided and by whom. No answer in time is a deny. A request still open
@@ -64,7 +64,7 @@ class ApprovalDesk:
         self._used: set[str] = set()
 
     def path(self, aid: str) -> str:
-        return f"{paths.session(self.sid)}/approvals/{self.mid}/{aid}"
+        return paths.approval(self.sid, self.mid, aid)
 
     async def policy(self) -> Policy:
         """The owner's policy now (it may change mid-turn)."""

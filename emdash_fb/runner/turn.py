@@ -2,7 +2,7 @@
 
 queued -> running -> done | failed | cancelled (or interrupted, when the
 runner must let go). Text streams through a ``ChunkWriter``; tool events are
-written as they happen; the reply ``messages/<mid>~a`` is posted in the same
+written as they happen; the reply ``transcript/<mid>~a`` is posted in the same
 atomic write that ends the turn, deletes the queue item and work entry and
 releases the lock. Its text is the turn's kept chunks, not a second copy, so
 members who watched it stream never download it twice.
@@ -409,7 +409,7 @@ class TurnRunner:
         updates: dict[str, Any] = {
             f"{base}/turns/{self.mid}/state": state,
             f"{base}/turns/{self.mid}/endedAt": SERVER_TIMESTAMP,
-            f"{base}/messages/{paths.reply_key(self.mid)}": {
+            f"{paths.message(self.sid, paths.reply_key(self.mid))}": {
                 "role": "assistant",
                 "uid": self.db.uid,
                 "name": self.agent.name,

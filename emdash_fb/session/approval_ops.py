@@ -40,7 +40,7 @@ class ApprovalOps:
     # -- answers ---------------------------------------------------------------------
 
     def answer(self, sid: str, mid: str, aid: str, allow: bool, reason: str = "") -> None:
-        """Allow or deny the request ``approvals/<mid>/<aid>``; the first valid answer wins."""
+        """Allow or deny the request ``turns/<mid>/approvals/<aid>``; the first valid answer wins."""
         reason = " ".join(reason.split())
         if len(reason) > MAX_REASON:
             raise BadMessage(f"the reason is too long: at most {MAX_REASON} characters")

@@ -1,7 +1,7 @@
 """Shared tool approvals: the owner's policy, approval records, who may answer.
 
 What it owns: the shapes under ``sessions/<sid>/meta/policy`` and
-``sessions/<sid>/approvals/<mid>/<aid>`` (see docs/DATA-MODEL.md), parsed
+``sessions/<sid>/turns/<mid>/approvals/<aid>`` (see docs/DATA-MODEL.md), parsed
 defensively, and the one definition of who may answer an approval that the
 client, the runner and the rules generator (``rules/build_rules.py``) share.
 
@@ -97,7 +97,7 @@ class Policy:
 
 def may_answer(policy: Policy, *, uid: str, role: str, owner: str, author: str) -> bool:
     """Whether ``uid`` (a member with ``role``) may answer a request caused by ``author``'s
-    message. Mirrors the rule on ``approvals/<mid>/<aid>/answer``."""
+    message. Mirrors the rule on ``turns/<mid>/approvals/<aid>/answer``."""
     if uid == owner:
         return True
     if policy.approvers == "editors":
@@ -198,11 +198,18 @@ class Approval:
         )
 
 
-def parse_approvals(raw: Any) -> dict[tuple[str, str], Approval]:
-    """The ``approvals`` node: ``{(mid, aid): Approval}``."""
+def parse_turn_approvals(mid: str, raw: Any) -> dict[tuple[str, str], Approval]:
+    """One turn's ``approvals`` node: ``{(mid, aid): Approval}``."""
+    return {
+        (mid, aid): Approval.parse(mid, aid, record)
+        for aid, record in as_dict(raw).items()
+        if isinstance(record, dict)
+    }
+
+
+def parse_approvals(turns: Any) -> dict[tuple[str, str], Approval]:
+    """Every turn's requests, from the ``turns`` node: ``{(mid, aid): Approval}``."""
     out: dict[tuple[str, str], Approval] = {}
-    for mid, per_turn in as_dict(raw).items():
-        for aid, record in as_dict(per_turn).items():
-            if isinstance(record, dict):
-                out[(mid, aid)] = Approval.parse(mid, aid, record)
+    for mid, turn in as_dict(turns).items():
+        out.update(parse_turn_approvals(mid, as_dict(turn).get("approvals")))
     return out

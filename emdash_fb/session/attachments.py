@@ -3,7 +3,7 @@
 What it owns: reading a file someone attaches (``/attach PATH``) into an
 :class:`Attached` with a one-line error for every way that fails, the limits the
 rules enforce (``rules/build_rules.py`` imports them), and the two records a
-send writes: the small metadata in ``sessions/<sid>/messages/<mid>/attachments``
+send writes: the small metadata in ``sessions/<sid>/transcript/<mid>/attachments``
 that everyone sees (``[image screenshot.png 180 KB]``) and the data itself under
 ``attachments/<sid>/<mid>``, outside the session tree, so following a session
 never downloads files.

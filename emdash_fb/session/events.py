@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .approvals import Approval, may_answer, parse_approvals
+from .approvals import Approval, may_answer, parse_turn_approvals
 from .records import (
     AgentInfo,
     Lock,
@@ -284,10 +284,9 @@ class EventDeriver:
         ended: list[Event] = []
         turns = as_dict(new.get("turns"))
         self._message_events(
-            as_dict(old.get("messages")), as_dict(new.get("messages")), turns, events, replies
+            as_dict(old.get("transcript")), as_dict(new.get("transcript")), turns, events, replies
         )
         self._turn_events(as_dict(old.get("turns")), turns, new, events, ended)
-        self._approval_events(old.get("approvals"), new.get("approvals"), new, events)
         events += replies + ended
         if old.get("agent") != new.get("agent"):
             events.append(AgentChanged(AgentInfo.parse(new.get("agent"))))
@@ -421,7 +420,7 @@ class EventDeriver:
         ended: list[Event],
     ) -> None:
         added, _removed, changed = _changed(old, new)
-        messages = as_dict(tree.get("messages"))
+        messages = as_dict(tree.get("transcript"))
         for mid in added + changed:
             raw_old, raw_new = as_dict(old.get(mid)), as_dict(new[mid])
             if mid in old and _only_chunks_differ(raw_old, raw_new):
@@ -446,6 +445,9 @@ class EventDeriver:
             text = _fresh_text(before.chunks if before is not None else {}, after.chunks)
             if text:
                 out.append(ReplyDelta(mid, text, after.attempt))
+            self._approval_events(
+                mid, raw_old.get("approvals"), raw_new.get("approvals"), tree, out
+            )
             old_tools = before.tools if before is not None else {}
             for tid in sorted(after.tools, key=lambda t: (after.tools[t].at, t)):
                 tool = after.tools[tid]
@@ -457,10 +459,13 @@ class EventDeriver:
             if after.finished and (before is None or not before.finished):
                 ended.append(TurnEnded(after))
 
-    def _approval_events(self, old: Any, new: Any, tree: dict[str, Any], out: list[Event]) -> None:
+    def _approval_events(
+        self, mid: str, old: Any, new: Any, tree: dict[str, Any], out: list[Event]
+    ) -> None:
+        """The requests of ``mid``'s turn (``turns/<mid>/approvals``) that are new or decided."""
         if old is new or old == new:
             return
-        before, after = parse_approvals(old), parse_approvals(new)
+        before, after = parse_turn_approvals(mid, old), parse_turn_approvals(mid, new)
         members = as_dict(tree.get("members"))
         for key in sorted(after, key=lambda k: (after[k].requested_at, k)):
             a, prev = after[key], before.get(key)

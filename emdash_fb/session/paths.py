@@ -60,11 +60,11 @@ def queue_item(sid: str, mid: str) -> str:
 
 
 def messages(sid: str) -> str:
-    return f"sessions/{sid}/messages"
+    return f"sessions/{sid}/transcript"
 
 
 def message(sid: str, mid: str) -> str:
-    return f"sessions/{sid}/messages/{mid}"
+    return f"sessions/{sid}/transcript/{mid}"
 
 
 def reply_key(mid: str) -> str:
@@ -97,12 +97,13 @@ def runner(rid: str) -> str:
     return f"runners/{rid}"
 
 
-def approvals(sid: str) -> str:
-    return f"sessions/{sid}/approvals"
+def approvals(sid: str, mid: str) -> str:
+    """The agent's requests during the turn of ``mid``."""
+    return f"sessions/{sid}/turns/{mid}/approvals"
 
 
 def approval(sid: str, mid: str, aid: str) -> str:
-    return f"sessions/{sid}/approvals/{mid}/{aid}"
+    return f"sessions/{sid}/turns/{mid}/approvals/{aid}"
 
 
 def policy(sid: str) -> str:

@@ -361,7 +361,7 @@ class SessionState:
         d = as_dict(tree)
         turns = {mid: Turn.parse(mid, v) for mid, v in as_dict(d.get("turns")).items()}
         messages = {}
-        for mid, v in as_dict(d.get("messages")).items():
+        for mid, v in as_dict(d.get("transcript")).items():
             m = Message.parse(mid, v)
             messages[mid] = with_reply_text(m, turns.get(m.reply_to or ""))
         return cls(
@@ -375,7 +375,7 @@ class SessionState:
             history_order(messages),
             turns,
             Lock.parse(d.get("lock")),
-            parse_approvals(d.get("approvals")),
+            parse_approvals(d.get("turns")),
             AgentInfo.parse(d.get("agent")),
         )
 

@@ -29,7 +29,7 @@ def ev(t: float, event: str, **fields: Any) -> dict[str, Any]:
 
 FINAL = {
     "S": {
-        "messages": {
+        "transcript": {
             "m1": {"role": "user", "text": "hello", "uid": "u"},
             "m1~a": {"role": "assistant", "replyTo": "m1", "uid": "runner:r"},
             "m2": {"role": "user", "text": "two", "uid": "u"},  # never answered

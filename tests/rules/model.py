@@ -214,7 +214,7 @@ def send(uid: str, name: str, sid: str, mid: str, text: str, *, slot: str = "s0"
             "state": "queued",
             "slot": slot,
         },
-        f"sessions/{sid}/messages/{mid}": {
+        f"sessions/{sid}/transcript/{mid}": {
             "role": "user",
             "uid": uid,
             "name": name,
@@ -234,7 +234,7 @@ def cancel_queued(sid: str, mid: str, uid: str, slot: str = "s0") -> dict[str, A
         f"sessions/{sid}/queue/{mid}": None,
         f"sessions/{sid}/slots/{uid}/{slot}": None,
         f"work/{mid}": None,
-        f"sessions/{sid}/messages/{mid}/state": "cancelled",
+        f"sessions/{sid}/transcript/{mid}/state": "cancelled",
     }
 
 
@@ -251,7 +251,7 @@ def cancel_stalled(sid: str, mid: str, by: str, author: str, slot: str = "s0") -
         f"sessions/{sid}/turns/{mid}/cancelRequested": {"by": by, "at": TS},
         f"sessions/{sid}/queue/{mid}": None,
         f"sessions/{sid}/slots/{author}/{slot}": None,
-        f"sessions/{sid}/messages/{mid}/state": "cancelled",
+        f"sessions/{sid}/transcript/{mid}/state": "cancelled",
         f"sessions/{sid}/lock": None,
         f"work/{mid}": None,
     }
@@ -292,7 +292,7 @@ def finish_turn(
         f"sessions/{sid}/turns/{mid}/state": "done",
         f"sessions/{sid}/turns/{mid}/endedAt": TS,
         f"sessions/{sid}/turns/{mid}/chunks": None,
-        f"sessions/{sid}/messages/{mid}~a": {
+        f"sessions/{sid}/transcript/{mid}~a": {
             "role": "assistant",
             "uid": runner,
             "name": agent,
@@ -405,9 +405,9 @@ def send_with_attachments(
     slot: str = "s0",
 ) -> dict[str, Any]:
     body = send(uid, name, sid, mid, text, slot=slot)
-    message = dict(body[f"sessions/{sid}/messages/{mid}"])
+    message = dict(body[f"sessions/{sid}/transcript/{mid}"])
     message["attachments"] = {f"a{i}": meta for i, (meta, _) in enumerate(files)}
-    body[f"sessions/{sid}/messages/{mid}"] = message
+    body[f"sessions/{sid}/transcript/{mid}"] = message
     for i, (_, record) in enumerate(files):
         body[f"attachments/{sid}/{mid}/a{i}"] = record
     return body

@@ -18,7 +18,7 @@ AID = "toolu_01"
 
 
 def req_path(t: Team, mid: str | None = None, aid: str = AID) -> str:
-    return t.s.path(f"approvals/{mid or t.running}/{aid}")
+    return t.s.path(f"turns/{mid or t.running}/approvals/{aid}")
 
 
 def ask(t: Team, **kw: Any) -> str:

@@ -32,7 +32,7 @@ def test_send_with_attachments_and_who_reads_them(team: Team) -> None:
     ]
     mid, b = body(team, files)
     ok(team.bob.update(b))
-    meta = team.world.value(team.s.path(f"messages/{mid}/attachments"))
+    meta = team.world.value(team.s.path(f"transcript/{mid}/attachments"))
     assert meta["a0"] == {"name": "shot.png", "type": "image/png", "size": len(PNG)}
     # the session tree carries no file data
     assert "data" not in meta["a0"]
@@ -47,7 +47,7 @@ def test_send_with_attachments_and_who_reads_them(team: Team) -> None:
 
 
 def _meta_edit(b: dict, mid: str, sid: str, key: str, **fields: Any) -> dict:
-    path = f"sessions/{sid}/messages/{mid}"
+    path = f"sessions/{sid}/transcript/{mid}"
     message = dict(b[path])
     message["attachments"] = {
         **message["attachments"],
@@ -70,8 +70,8 @@ ATTACKS: list[tuple[str, Any]] = [
     ("slash-name", lambda b, m, s: _data_edit(_meta_edit(b, m, s, "a0", name="../x.png"), m, s, "a0", name="../x.png")),
     ("data-short-of-size", lambda b, m, s: _data_edit(b, m, s, "a0", data=base64.b64encode(PNG[:50]).decode())),
     ("no-data", lambda b, m, s: {k: v for k, v in b.items() if not k.startswith("attachments/")}),
-    ("no-metadata", lambda b, m, s: {**b, f"sessions/{s}/messages/{m}": {k: v for k, v in b[f"sessions/{s}/messages/{m}"].items() if k != "attachments"}}),
-    ("fifth-file", lambda b, m, s: {**_meta_edit({**b, f"sessions/{s}/messages/{m}": {**b[f"sessions/{s}/messages/{m}"], "attachments": {**b[f"sessions/{s}/messages/{m}"]["attachments"], "a4": b[f"sessions/{s}/messages/{m}"]["attachments"]["a0"]}}}, m, s, "a0"), f"attachments/{s}/{m}/a4": b[f"attachments/{s}/{m}/a0"]}),
+    ("no-metadata", lambda b, m, s: {**b, f"sessions/{s}/transcript/{m}": {k: v for k, v in b[f"sessions/{s}/transcript/{m}"].items() if k != "attachments"}}),
+    ("fifth-file", lambda b, m, s: {**_meta_edit({**b, f"sessions/{s}/transcript/{m}": {**b[f"sessions/{s}/transcript/{m}"], "attachments": {**b[f"sessions/{s}/transcript/{m}"]["attachments"], "a4": b[f"sessions/{s}/transcript/{m}"]["attachments"]["a0"]}}}, m, s, "a0"), f"attachments/{s}/{m}/a4": b[f"attachments/{s}/{m}/a0"]}),
     ("extra-field", lambda b, m, s: _data_edit(b, m, s, "a0", path="/etc/passwd")),
 ]  # fmt: skip
 
@@ -100,7 +100,7 @@ def test_no_attaching_to_an_existing_or_someone_elses_message(team: Team) -> Non
     denied(
         team.bob.update(
             {
-                f"sessions/{sid}/messages/{team.queued}/attachments/a0": meta,
+                f"sessions/{sid}/transcript/{team.queued}/attachments/a0": meta,
                 f"attachments/{sid}/{team.queued}/a0": record,
             }
         )

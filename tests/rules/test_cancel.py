@@ -23,7 +23,7 @@ def test_cancel_queued_allowed(team: Team, who: str) -> None:
     ok(getattr(team, who).update(cancel_body(team)))
     assert team.world.value(team.s.path(f"queue/{team.queued}")) is None
     assert team.world.value(f"work/{team.queued}") is None
-    assert team.world.value(team.s.path(f"messages/{team.queued}/state")) == "cancelled"
+    assert team.world.value(team.s.path(f"transcript/{team.queued}/state")) == "cancelled"
 
 
 Attack = Callable[[Team], tuple[Any, dict[str, Any]]]
@@ -34,7 +34,7 @@ def _q(t: Team) -> str:
 
 
 def _m(t: Team) -> str:
-    return t.s.path(f"messages/{t.queued}/state")
+    return t.s.path(f"transcript/{t.queued}/state")
 
 
 ATTACKS: list[tuple[str, Attack]] = [
@@ -51,7 +51,7 @@ ATTACKS: list[tuple[str, Attack]] = [
         "message-deleted",
         lambda t: (
             t.bob,
-            replace(without(cancel_body(t), _m(t)), t.s.path(f"messages/{t.queued}"), None),
+            replace(without(cancel_body(t), _m(t)), t.s.path(f"transcript/{t.queued}"), None),
         ),
     ),
     (
@@ -163,7 +163,7 @@ def test_a_stalled_turn_is_cancelled_at_once(team: Team, who: str) -> None:
     assert team.world.value(team.s.path(f"queue/{team.running}")) is None
     assert team.world.value(team.s.path("lock")) is None
     assert team.world.value(f"work/{team.running}") is None
-    assert team.world.value(team.s.path(f"messages/{team.running}/state")) == "cancelled"
+    assert team.world.value(team.s.path(f"transcript/{team.running}/state")) == "cancelled"
     # the runner that only lost touch can't write into the turn any more
     denied(team.runner.patch(team.s.path(f"turns/{team.running}/chunks"), {"c000009": "late"}))
     denied(team.runner.update(model.finish_turn(team.s.sid, team.running, team.runner.uid, "x")))
@@ -190,7 +190,7 @@ STALLED_ATTACKS: list[tuple[str, Attack]] = [
     ("work-kept", lambda t: (t.bob, without(stalled_body(t), f"work/{t.running}"))),
     (
         "message-not-marked",
-        lambda t: (t.bob, without(stalled_body(t), t.s.path(f"messages/{t.running}/state"))),
+        lambda t: (t.bob, without(stalled_body(t), t.s.path(f"transcript/{t.running}/state"))),
     ),
     ("ended-client-clock", lambda t: (t.bob, replace(stalled_body(t), _t(t, "endedAt"), 1))),
     (
@@ -204,7 +204,7 @@ STALLED_ATTACKS: list[tuple[str, Attack]] = [
             t.bob,
             replace(
                 stalled_body(t),
-                t.s.path(f"messages/{t.running}~a"),
+                t.s.path(f"transcript/{t.running}~a"),
                 {
                     "role": "assistant",
                     "uid": "bob",

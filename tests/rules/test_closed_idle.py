@@ -141,7 +141,7 @@ def test_refused_when_idle(idle_team: Team, op: Op) -> None:
 def test_members_still_read_history(closed_team: Team, idle_team: Team, state: str) -> None:
     t = closed_team if state == "closed" else idle_team
     for who in (t.alice, t.carol, t.runner):
-        assert ok(who.get(t.s.path("messages"))).json()
+        assert ok(who.get(t.s.path("transcript"))).json()
     denied(t.eve.get(t.s.path()))
 
 

@@ -140,7 +140,7 @@ def test_kick_attack_refused_then_honest_kick_allowed(team: Team, attack: KickAt
 def test_kicked_user_reads_own_kick_record_only(team: Team) -> None:
     ok(team.alice.update(kick_body(team)))
     denied(team.dave.get(team.s.path()))
-    denied(team.dave.get(team.s.path("messages")))
+    denied(team.dave.get(team.s.path("transcript")))
     assert ok(team.dave.get(team.s.path("kicked/dave"))).json()["by"] == "alice"
     denied(team.dave.get(team.s.path("kicked")))
 

@@ -100,7 +100,7 @@ def test_no_listing_by_query_or_shallow(
 
 # The product's queries: each needs its .indexOn (without it the server answers 400).
 def test_history_query_by_at(team: Team) -> None:
-    got = ok(team.carol.get(team.s.path("messages"), orderBy='"at"', limitToLast="10")).json()
+    got = ok(team.carol.get(team.s.path("transcript"), orderBy='"at"', limitToLast="10")).json()
     assert set(got) == {team.running, team.queued}
 
 

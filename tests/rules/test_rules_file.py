@@ -41,7 +41,7 @@ def test_no_read_or_write_grant_above_records(world: World, path: tuple[str, ...
 def test_indexes_for_every_query(world: World) -> None:
     rules = strict(world)
     assert rules["work"][".indexOn"] == ["at"]
-    assert rules["sessions"]["$sid"]["messages"][".indexOn"] == ["at"]
+    assert rules["sessions"]["$sid"]["transcript"][".indexOn"] == ["at"]
     assert rules["sessions"]["$sid"]["queue"][".indexOn"] == ["createdAt"]
 
 

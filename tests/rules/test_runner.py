@@ -112,14 +112,14 @@ def test_runner_cannot_invent_queue_items(team: Team) -> None:
     body = model.send("bob", "Bob", team.s.sid, mid, "forged")
     denied(team.runner.update(body))
     denied(team.runner.put(team.s.path(f"queue/{mid}/state"), "queued"))
-    denied(team.runner.update(without(body, team.s.path(f"messages/{mid}"))))
+    denied(team.runner.update(without(body, team.s.path(f"transcript/{mid}"))))
 
 
 def test_runner_cannot_write_user_messages(team: Team) -> None:
     mid = model.push_id()
     msg = {"role": "user", "uid": "bob", "name": "Bob", "text": "forged", "at": TS}
-    denied(team.runner.put(team.s.path(f"messages/{mid}"), msg))
-    denied(team.runner.put(team.s.path(f"messages/{team.queued}/text"), "edited"))
+    denied(team.runner.put(team.s.path(f"transcript/{mid}"), msg))
+    denied(team.runner.put(team.s.path(f"transcript/{team.queued}/text"), "edited"))
 
 
 # -- streaming -------------------------------------------------------------------
@@ -163,7 +163,7 @@ def finish_body(t: Team, text: str = "Here is the fix.") -> dict[str, Any]:
 
 
 def reply_key(t: Team, mid: str | None = None) -> str:
-    return t.s.path(f"messages/{mid or t.running}~a")
+    return t.s.path(f"transcript/{mid or t.running}~a")
 
 
 def test_finish_turn(team: Team) -> None:
@@ -213,8 +213,8 @@ def test_reply_shape(team: Team, label: str, change: dict[str, Any]) -> None:
 
 def test_reply_only_at_a_reply_key(team: Team) -> None:
     reply = finish_body(team)[reply_key(team)]
-    denied(team.runner.put(team.s.path(f"messages/{model.push_id()}"), reply))
-    denied(team.runner.put(team.s.path(f"messages/{team.running}~b"), reply))
+    denied(team.runner.put(team.s.path(f"transcript/{model.push_id()}"), reply))
+    denied(team.runner.put(team.s.path(f"transcript/{team.running}~b"), reply))
 
 
 @pytest.mark.parametrize("who", ["alice", "bob", "eve"])
@@ -351,4 +351,4 @@ def test_reply_of_an_ended_turn_carries_its_state(team: Team, state: str) -> Non
 
 def test_user_message_cannot_be_marked_failed(team: Team) -> None:
     body = model.cancel_queued(team.s.sid, team.queued, "bob", "s1")
-    denied(team.bob.update(replace(body, team.s.path(f"messages/{team.queued}/state"), "failed")))
+    denied(team.bob.update(replace(body, team.s.path(f"transcript/{team.queued}/state"), "failed")))

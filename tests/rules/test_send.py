@@ -24,7 +24,7 @@ class Send:
         self.slot = t.world.free_slot(t.s, getattr(t, uid))
         self.body = model.send(uid, uid.capitalize(), t.s.sid, self.mid, text, slot=self.slot)
         self.q = f"sessions/{t.s.sid}/queue/{self.mid}"
-        self.m = f"sessions/{t.s.sid}/messages/{self.mid}"
+        self.m = f"sessions/{t.s.sid}/transcript/{self.mid}"
         self.w = f"work/{self.mid}"
         self.sl = f"sessions/{t.s.sid}/slots/{uid}/{self.slot}"
         self.meta = f"sessions/{t.s.sid}/meta"
@@ -218,7 +218,7 @@ def test_message_ids_cannot_be_reused(team: Team) -> None:
         team.bob.update(
             without(
                 model.send("bob", "Bob", team.s.sid, mid, "second question"),
-                f"sessions/{team.s.sid}/messages/{mid}",
+                f"sessions/{team.s.sid}/transcript/{mid}",
             )
         )
     )
@@ -230,14 +230,14 @@ def test_cannot_overwrite_anothers_queued_item(team: Team) -> None:
     denied(team.dave.update(body))
     denied(team.dave.put(team.s.path(f"queue/{team.queued}/text"), "mine now"))
     denied(team.bob.put(team.s.path(f"queue/{team.queued}/text"), "edited"))
-    denied(team.bob.put(team.s.path(f"messages/{team.queued}/text"), "edited"))
+    denied(team.bob.put(team.s.path(f"transcript/{team.queued}/text"), "edited"))
     assert team.world.value(team.s.path(f"queue/{team.queued}/text")) == "second question"
 
 
 def test_history_cannot_be_deleted_by_members(team: Team) -> None:
-    denied(team.alice.delete(team.s.path(f"messages/{team.running}")))
-    denied(team.bob.delete(team.s.path(f"messages/{team.running}")))
-    denied(team.alice.delete(team.s.path("messages")))
+    denied(team.alice.delete(team.s.path(f"transcript/{team.running}")))
+    denied(team.bob.delete(team.s.path(f"transcript/{team.running}")))
+    denied(team.alice.delete(team.s.path("transcript")))
 
 
 def test_work_entry_cannot_be_forged_for_an_existing_item(team: Team) -> None:

@@ -33,7 +33,7 @@ def team(make_user: MakeUser) -> tuple[AppContext, AppContext, AppContext, str]:
 
 def pending(emu: ThreadedEmulator, sid: str, mid: str) -> tuple[str, dict[str, Any]]:
     """The first request of ``mid``'s turn, once the runner has written it."""
-    got = wait_for(lambda: owner_get(emu, f"sessions/{sid}/approvals/{mid}"), timeout=30)
+    got = wait_for(lambda: owner_get(emu, f"sessions/{sid}/turns/{mid}/approvals"), timeout=30)
     aid, record = next(iter(got.items()))
     return aid, record
 
@@ -132,11 +132,11 @@ def test_a_cancel_while_waiting_closes_the_request(
         aid, _ = pending(rules_emu, sid, mid)
         assert bob.sessions.cancel(sid, mid) == "stopping"
         wait_for(
-            lambda: owner_get(rules_emu, f"sessions/{sid}/approvals/{mid}/{aid}/outcome"),
+            lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/approvals/{aid}/outcome"),
             timeout=30,
         )
         wait_for(lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/state") == "cancelled")
-    outcome = owner_get(rules_emu, f"sessions/{sid}/approvals/{mid}/{aid}/outcome")
+    outcome = owner_get(rules_emu, f"sessions/{sid}/turns/{mid}/approvals/{aid}/outcome")
     assert outcome["by"] == "cancel" and outcome["allow"] is False
     assert not (tmp_path / "never.txt").exists()
     with pytest.raises(NotAllowed, match="already ended"):

@@ -106,7 +106,7 @@ def test_a_dead_runner_shows_as_stalled_and_cancel_takes_effect_at_once(
     assert ended.turn.state == "cancelled"
     assert owner_get(rules_emu, f"sessions/{sid}/lock") is None
     assert owner_get(rules_emu, f"sessions/{sid}/queue") is None
-    assert owner_get(rules_emu, f"sessions/{sid}/messages/{mid}/state") == "cancelled"
+    assert owner_get(rules_emu, f"sessions/{sid}/transcript/{mid}/state") == "cancelled"
 
 
 def test_a_hand_back_then_a_crash_is_still_retried(

@@ -69,7 +69,7 @@ def test_claude_asks_the_session_and_resumes_after_kill_9(
     try:
         first = bob.sessions.send(sid, "hello\nrun: touch made.txt").message
         requests = wait_for(
-            lambda: owner_get(rules_emu, f"sessions/{sid}/approvals/{first}"), timeout=30
+            lambda: owner_get(rules_emu, f"sessions/{sid}/turns/{first}/approvals"), timeout=30
         )
         aid, request = next(iter(requests.items()))
         assert request["tool"] == "Bash" and request["summary"] == "touch made.txt"

@@ -73,7 +73,7 @@ def test_answers_once_in_order_and_cleans_up(
     turns = [state.turns[mid] for mid in mids]
     assert all(t.state == "done" and t.chunks for t in turns)
     # the reply's text is the turn's chunks, not written a second time
-    raw = owner_get(rules_emu, f"sessions/{sid}/messages/{mids[0]}~a")
+    raw = owner_get(rules_emu, f"sessions/{sid}/transcript/{mids[0]}~a")
     assert "text" not in raw and r[mids[0]].text == turns[0].text
     for a, b in zip(turns, turns[1:], strict=False):
         assert a.ended_at <= b.started_at

@@ -25,7 +25,7 @@ def tree(*, question: bool = True, turn: dict[str, Any] | None = None, reply: bo
     out: dict[str, Any] = {
         "meta": {"owner": "alice", "status": "open", "lastActivity": 1, "idleTimeoutMs": 10**12},
         "members": {"alice": {"name": "alice", "role": "owner", "joinedAt": 1}},
-        "messages": messages,
+        "transcript": messages,
     }
     if turn is not None:
         out["turns"] = {MID: turn}

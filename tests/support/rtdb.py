@@ -108,7 +108,7 @@ def raw_send(emu: ThreadedEmulator, app: AppContext, sid: str, name: str, text: 
             "state": "queued",
             "slot": slot,
         },
-        f"sessions/{sid}/messages/{mid}": {
+        f"sessions/{sid}/transcript/{mid}": {
             "role": "user",
             "uid": uid,
             "name": name,
