@@ -1,8 +1,8 @@
 """Running agent turns in tests: the helpers the agent test files share.
 
-tests/runner/test_agents_{claude,codex,gemini,command}.py each drive a real
-subprocess through an agent's ``run()``; this module owns what they all need
-for that, so each file keeps only what is particular to its agent:
+tests/runner/test_agents_{claude,codex,gemini,command,json_cli}.py each drive a
+real subprocess through an agent's ``run()``; this module owns what they all
+need for that, so each file keeps only what is particular to its agent(s):
 
 * ``fake_cli``: the command line that runs a fake CLI of tests/support with
   ``sys.executable``; ``UUID`` and ``ALICE`` (the owner's uid);
