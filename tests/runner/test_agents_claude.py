@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import shlex
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,9 +37,9 @@ from emdash_fb.runner.agents.base import (
     safe_id,
 )
 from emdash_fb.runner.agents.claude import TOO_OLD, ClaudeAgent, _approval
+from tests.support.agent_runs import alive, cancel_on, fake_cli, gone_soon, text_of
 
-FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_claude.py"
-BIN = shlex.join([sys.executable, str(FAKE)])
+BIN = fake_cli("fake_claude.py")
 ALICE = ("alice", "uidAAAAaa01")  # the owner
 BOB = ("bob", "uidBBBBbb02")
 
@@ -93,6 +90,17 @@ async def allow(approval: ApprovalNeeded) -> Decision:
     return Decision(True, by="alice")
 
 
+def recorder() -> tuple[list[ApprovalNeeded], Decide]:
+    """A decider that allows every tool (as alice), and the list of what it was asked."""
+    seen: list[ApprovalNeeded] = []
+
+    async def decide(approval: ApprovalNeeded) -> Decision:
+        seen.append(approval)
+        return await allow(approval)
+
+    return seen, decide
+
+
 async def drive(agent: ClaudeAgent, t: TurnInput, decide: Decide = allow) -> list[Any]:
     """Run one turn the way the runner does: Decisions are sent into the generator."""
     events: list[Any] = []
@@ -119,10 +127,6 @@ def with_agent(go: Callable[[ClaudeAgent], Awaitable[Any]], **options: str) -> A
     return asyncio.run(main())
 
 
-def text_of(events: list[Any]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
 def entries(state: Path, kind: str | None = None) -> list[dict[str, Any]]:
     path = state / "log.jsonl"
     if not path.exists():
@@ -146,24 +150,6 @@ def prompts(state: Path) -> list[str]:
 
 def controls(state: Path, subtype: str) -> list[dict[str, Any]]:
     return [m for m in sent(state, "control_request") if m["request"]["subtype"] == subtype]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def gone_soon(pid: int, within: float = 1.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.02)
-    return not alive(pid)
 
 
 def session_of(events: list[Any]) -> str:
@@ -306,12 +292,7 @@ def test_error_result_fails_the_turn_and_keeps_the_process(state, work):
 
 
 def test_allowed_command_really_runs_with_the_input_as_asked(state, work):
-    seen: list[ApprovalNeeded] = []
-
-    async def decide(approval):
-        seen.append(approval)
-        return Decision(True, by="alice")
-
+    seen, decide = recorder()
     events = with_agent(
         lambda agent: drive(agent, turn(work, "please\nrun: echo hi > made.txt"), decide)
     )
@@ -363,12 +344,7 @@ def test_denied_command_never_runs_and_the_reason_goes_back(state, work, decisio
 
 def test_edit_and_write_summaries_and_details(state, work):
     (work / "app.py").write_text("print('hi')\nrest\n")
-    seen: list[ApprovalNeeded] = []
-
-    async def decide(approval):
-        seen.append(approval)
-        return Decision(True, by="alice")
-
+    seen, decide = recorder()
     with_agent(lambda agent: drive(agent, turn(work, "edit: app.py\nwrite: out.txt"), decide))
     edit, write = seen
     assert (edit.tool, edit.summary) == ("Edit", f"edit {work / 'app.py'}")
@@ -544,32 +520,13 @@ def test_accept_edits_owner_edits_without_asking_but_a_guest_is_asked(state, wor
 # --------------------------------------------------------------------------- cancel
 
 
-async def _start_then_cancel(agent: ClaudeAgent, t: TurnInput, ready: str) -> tuple[float, str]:
-    seen: list[Any] = []
-    got = asyncio.Event()
-
-    async def consume():
-        async for event in agent.run(t):
-            seen.append(event)
-            if isinstance(event, TextDelta) and ready in event.text:
-                got.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(got.wait(), 5)
-    begin = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    return time.monotonic() - begin, text_of(seen)
-
-
 def test_cancel_interrupts_and_keeps_the_process(state, work):
     async def go(agent):
-        elapsed, text = await _start_then_cancel(agent, turn(work, "be slow"), "word1 ")
+        elapsed, seen = await cancel_on(agent, turn(work, "be slow"), "word1 ", within=5)
         pid = entries(state, "start")[0]["pid"]
         still = alive(pid)
         after = await drive(agent, turn(work, "are you back?"))
-        return elapsed, text, still, after
+        return elapsed, text_of(seen), still, after
 
     elapsed, text, still, after = with_agent(go)
     assert elapsed < 1.0 and still
@@ -610,7 +567,7 @@ def test_cancel_while_an_approval_is_pending_denies_it(state, work):
 
 def test_a_cli_that_ignores_the_interrupt_is_killed_and_resumed(state, work):
     async def go(agent):
-        elapsed, _ = await _start_then_cancel(agent, turn(work, "stubborn"), "word1 ")
+        elapsed, _ = await cancel_on(agent, turn(work, "stubborn"), "word1 ", within=5)
         first = entries(state, "start")[0]
         killed = gone_soon(first["pid"], 0.5)
         after = await drive(agent, turn(work, "again"))
@@ -768,12 +725,7 @@ def test_message_text_cannot_forge_protocol_lines(state, work):
 
 
 def test_hostile_tool_names_ids_and_inputs_stay_data(state, work):
-    seen: list[ApprovalNeeded] = []
-
-    async def decide(approval):
-        seen.append(approval)
-        return Decision(True, by="alice")
-
+    seen, decide = recorder()
     events = with_agent(lambda agent: drive(agent, turn(work, "attack"), decide))
     (approval,) = seen
     start = next(e for e in events if isinstance(e, ToolStart))

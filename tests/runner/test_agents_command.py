@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from emdash_fb.runner.agents import (
 )
 from emdash_fb.runner.agents.base import turn_document
 from emdash_fb.runner.agents.command import CommandAgent
+from tests.support.agent_runs import alive, collect, failure, gone_soon, pids, text_of
 
 
 def turn(workdir: Path, text: str = "hello there", history=()) -> TurnInput:
@@ -49,45 +49,6 @@ def agent_for(cmd: str, **options: str) -> CommandAgent:
     return load_agent("command", {"cmd": cmd, **options}, env={})
 
 
-def collect(agent, t: TurnInput) -> list:
-    async def go():
-        return [event async for event in agent.run(t)]
-
-    return asyncio.run(go())
-
-
-def failure(agent, t: TurnInput) -> AgentError:
-    with pytest.raises(AgentError) as info:
-        collect(agent, t)
-    return info.value
-
-
-def text_of(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def gone_soon(pid: int, within: float = 1.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.02)
-    return not alive(pid)
-
-
 # A command that records its pid and a child's pid, says it is ready, then hangs.
 HANG = """
     import os, signal, subprocess, sys, time
@@ -99,10 +60,6 @@ HANG = """
     print("ready", flush=True)
     time.sleep(60)
 """
-
-
-def read_pids(workdir: Path) -> list[int]:
-    return [int(p) for p in (workdir / "pids").read_text().split()]
 
 
 # --------------------------------------------------------------------------- text format
@@ -376,7 +333,7 @@ def test_nonzero_exit_reports_the_tail_of_stderr(tmp_path):
 
 def test_nonzero_exit_without_stderr(tmp_path):
     cmd = script(tmp_path, "quiet.py", "import sys; sys.exit(1)\n")
-    error = failure(agent_for(cmd), turn(tmp_path))
+    error, _ = failure(agent_for(cmd), turn(tmp_path))
     assert str(error) == "agent command exited with status 1"
 
 
@@ -384,21 +341,21 @@ def test_killed_by_a_signal(tmp_path):
     cmd = script(
         tmp_path, "selfkill.py", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    error = failure(agent_for(cmd), turn(tmp_path))
+    error, _ = failure(agent_for(cmd), turn(tmp_path))
     assert str(error) == "agent command was killed by SIGKILL"
 
 
 def test_command_not_found_and_missing_workdir(tmp_path):
-    error = failure(agent_for("no-such-agent-cli-xyz --help"), turn(tmp_path))
+    error, _ = failure(agent_for("no-such-agent-cli-xyz --help"), turn(tmp_path))
     assert str(error) == "agent command not found: no-such-agent-cli-xyz"
-    error = failure(agent_for("true"), turn(tmp_path / "nowhere"))
+    error, _ = failure(agent_for("true"), turn(tmp_path / "nowhere"))
     assert "does not exist" in str(error)
 
 
 def test_not_executable(tmp_path):
     path = tmp_path / "plain.txt"
     path.write_text("not a program")
-    error = failure(agent_for(str(path)), turn(tmp_path))
+    error, _ = failure(agent_for(str(path)), turn(tmp_path))
     assert "not executable" in str(error)
 
 
@@ -406,18 +363,11 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
     cmd = script(tmp_path, "hang.py", HANG)
     agent = agent_for(cmd, timeout="1")
     start = time.monotonic()
-    seen: list = []
-
-    async def go():
-        async for event in agent.run(turn(tmp_path)):
-            seen.append(event)
-
-    with pytest.raises(AgentError) as info:
-        asyncio.run(go())
-    assert str(info.value) == "agent command timed out after 1 s"
+    error, seen = failure(agent, turn(tmp_path))
+    assert str(error) == "agent command timed out after 1 s"
     assert 0.9 <= time.monotonic() - start < 2.5
     assert text_of(seen) == "ready\n"
-    for pid in read_pids(tmp_path):
+    for pid in pids(tmp_path):
         assert gone_soon(pid), f"process {pid} survived the timeout"
 
 
@@ -436,7 +386,7 @@ def test_stray_child_holding_stdout_does_not_hang_the_turn(tmp_path):
     events = collect(agent_for(cmd, timeout="20"), turn(tmp_path))
     assert text_of(events) == "done\n"
     assert time.monotonic() - start < 5
-    assert gone_soon(read_pids(tmp_path)[0])
+    assert gone_soon(pids(tmp_path)[0])
 
 
 # --------------------------------------------------------------------------- cancellation
@@ -469,7 +419,7 @@ def test_cancellation_stops_everything_within_a_second(tmp_path, flags):
     cmd = script(tmp_path, "hang.py", HANG) + flags
     elapsed = asyncio.run(_cancel_when_ready(tmp_path, agent_for(cmd)))
     assert elapsed < 1.0
-    for pid in read_pids(tmp_path):
+    for pid in pids(tmp_path):
         assert gone_soon(pid, 0.5), f"process {pid} survived cancellation"
 
 
@@ -480,12 +430,12 @@ def test_cancelling_a_busy_consumer_still_cleans_up(tmp_path):
         elapsed = await _cancel_when_ready(tmp_path, agent_for(cmd), busy_consumer=True)
         # the abandoned generator is closed by the loop's finaliser; give it its second
         deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline and any(alive(p) for p in read_pids(tmp_path)):
+        while time.monotonic() < deadline and any(alive(p) for p in pids(tmp_path)):
             await asyncio.sleep(0.05)
         return elapsed
 
     assert asyncio.run(go()) < 0.5
-    for pid in read_pids(tmp_path):
+    for pid in pids(tmp_path):
         assert not alive(pid), f"process {pid} survived cancellation"
 
 
@@ -743,7 +693,7 @@ def test_jsonl_error_result_fails_the_turn(tmp_path):
         {"type": "assistant", "message": {"content": [{"type": "text", "text": "Working"}]}},
         {"type": "result", "subtype": "error_max_turns", "is_error": True, "num_turns": 3},
     ]
-    error = failure(
+    error, _ = failure(
         agent_for(jsonl_script(tmp_path, lines, exit_code=1), format="jsonl"), turn(tmp_path)
     )
     assert str(error) == "the agent reported an error: error max turns"
@@ -758,7 +708,7 @@ def test_jsonl_error_result_text_wins_over_exit_status(tmp_path):
             "result": "Invalid API key · Please run /login",
         }
     ]
-    error = failure(
+    error, _ = failure(
         agent_for(jsonl_script(tmp_path, lines, exit_code=1), format="jsonl"), turn(tmp_path)
     )
     assert str(error) == "the agent reported an error: Invalid API key · Please run /login"
@@ -766,7 +716,7 @@ def test_jsonl_error_result_text_wins_over_exit_status(tmp_path):
 
 def test_jsonl_generic_error(tmp_path):
     lines = [{"type": "text", "text": "partial"}, {"type": "error", "message": "model overloaded"}]
-    error = failure(agent_for(jsonl_script(tmp_path, lines), format="jsonl"), turn(tmp_path))
+    error, _ = failure(agent_for(jsonl_script(tmp_path, lines), format="jsonl"), turn(tmp_path))
     assert str(error) == "the agent reported an error: model overloaded"
 
 
@@ -807,7 +757,7 @@ def guest_turn(workdir: Path) -> TurnInput:
 
 def test_guest_messages_refused_without_a_guest_command(tmp_path):
     cmd = script(tmp_path, "echo_arg.py", GUEST_SCRIPT)
-    error = failure(agent_for(f"{cmd} owner-cmd"), guest_turn(tmp_path))
+    error, _ = failure(agent_for(f"{cmd} owner-cmd"), guest_turn(tmp_path))
     assert "answers only the owner's messages" in str(error)
     assert "guest_cmd" in str(error) and "\n" not in error.summary
 

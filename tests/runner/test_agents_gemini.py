@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import re
-import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from emdash_fb.runner.agents import AgentError, ChatMessage, TextDelta, TurnInput, load_agent
+from emdash_fb.runner.agents import AgentError, ChatMessage, TextDelta, load_agent
 from emdash_fb.runner.agents.base import (
     READ_ONLY_TOOLS,
     AgentSession,
@@ -26,27 +22,26 @@ from emdash_fb.runner.agents.base import (
     mode_line,
 )
 from emdash_fb.runner.agents.gemini import GEMINI_TOOLS, UPGRADE, GeminiAgent
+from tests.support.agent_runs import (
+    ALICE,
+    GEMINI,
+    UUID,
+    cancel_on,
+    collect,
+    failure,
+    records,
+    text_of,
+    turn,
+)
 
-FAKE = Path(__file__).resolve().parents[1] / "support" / "fake_gemini.py"
-BIN = f"{sys.executable} {FAKE}"
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-ALICE = "uidAAAAaa01"
+BIN = GEMINI.bin
 READ_TOOLS = "glob,list_directory,read_file,read_many_files,search_file_content"
 REFUSED = 'Tool "{}" requires user approval, which is not available in non-interactive mode.'
 
 
 @pytest.fixture
 def state(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "state"
-    monkeypatch.setenv("FAKE_GEMINI_STATE", str(folder))
-    for name in (
-        "FAKE_GEMINI_VERSION",
-        "FAKE_GEMINI_REQUIRE_TRUST",
-        "GEMINI_CLI_TRUST_WORKSPACE",
-        "EMDASH_FB_GEMINI_BIN",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return folder
+    return GEMINI.state(tmp_path, monkeypatch)  # $FAKE_GEMINI_STATE; its other variables unset
 
 
 @pytest.fixture
@@ -57,75 +52,11 @@ def work(tmp_path, state) -> Path:
 
 
 def agent(**options: str) -> GeminiAgent:
-    options.setdefault("interrupt_grace", "0.5")
-    built = load_agent("gemini", {"bin": BIN, **options}, env={})
-    assert isinstance(built, GeminiAgent)
-    assert built.interrupt_grace == float(options["interrupt_grace"])
-    return built
-
-
-def turn(work: Path, text: str = "hello there", **kw) -> TurnInput:
-    kw.setdefault("by_owner", True)
-    return TurnInput(
-        session="s",
-        message_id=kw.pop("message_id", "m1"),
-        history=kw.pop("history", ()),
-        message=ChatMessage("user", kw.pop("author", "alice"), text, kw.pop("uid", ALICE)),
-        workdir=work,
-        **kw,
-    )
-
-
-def collect(a, t: TurnInput) -> list:
-    async def go():
-        return [event async for event in a.run(t)]
-
-    return asyncio.run(go())
-
-
-def failure(a, t: TurnInput) -> tuple[AgentError, list]:
-    seen: list = []
-
-    async def go():
-        async for event in a.run(t):
-            seen.append(event)
-
-    with pytest.raises(AgentError) as info:
-        asyncio.run(go())
-    return info.value, seen
-
-
-def text_of(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+    return GEMINI.load(**options)  # runs fake_gemini.py, interrupt_grace 0.5 s unless told
 
 
 def tools_of(events) -> list:
     return [e for e in events if isinstance(e, ToolStart | ToolResult)]
-
-
-def records(state: Path) -> list[dict]:
-    return [json.loads(line) for line in (state / "argv.jsonl").read_text().splitlines()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def gone_soon(pid: int, within: float = 1.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.02)
-    return not alive(pid)
 
 
 # --------------------------------------------------------------------------- sessions
@@ -416,73 +347,11 @@ def test_a_message_cannot_forge_lines_of_the_prompt(work, state):
 
 
 # --------------------------------------------------------------------------- stopping
-
-
-async def _cancel_on_tick(a, t: TurnInput, *, busy: bool = False) -> tuple[float, list]:
-    seen: list = []
-    ready = asyncio.Event()
-
-    async def consume():
-        async for event in a.run(t):
-            seen.append(event)
-            if isinstance(event, TextDelta) and "tick" in event.text:
-                ready.set()
-                if busy:
-                    await asyncio.sleep(30)  # cancelled here, outside the agent's generator
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(ready.wait(), 10)
-    start = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    return time.monotonic() - start, seen
-
-
-def test_cancel_interrupts_the_cli_which_keeps_the_session_for_the_next_turn(work, state):
-    elapsed, seen = asyncio.run(_cancel_on_tick(agent(), turn(work, "slow")))
-    assert elapsed < 1.5
-    for pid in map(int, (state / "pids").read_text().split()):
-        assert gone_soon(pid), f"process {pid} survived the cancel"
-    session = seen[0].session_id
-    saved = json.loads((state / "sessions" / f"{session}.json").read_text())
-    assert saved["interrupted"] is True  # it got SIGINT (Ctrl+C), not just a kill
-    events = collect(agent(), turn(work, "and now?", resume=session))
-    assert text_of(events) == "Let me see. gemini heard: and now? [turn 2]"
-
-
-def test_a_cli_that_ignores_sigint_is_killed_after_the_grace(work, state):
-    elapsed, _ = asyncio.run(_cancel_on_tick(agent(), turn(work, "slow stubborn")))
-    assert 0.4 < elapsed < 2.0
-    for pid in map(int, (state / "pids").read_text().split()):
-        assert gone_soon(pid), f"process {pid} survived the cancel"
-
-
-def test_cancelling_a_busy_consumer_still_stops_the_cli(work, state):
-    async def go():
-        elapsed, _ = await _cancel_on_tick(agent(), turn(work, "slow"), busy=True)
-        pids = list(map(int, (state / "pids").read_text().split()))
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline and any(alive(p) for p in pids):
-            await asyncio.sleep(0.05)
-        return elapsed, pids
-
-    elapsed, pids = asyncio.run(go())
-    assert elapsed < 0.5
-    assert not any(alive(p) for p in pids)
+# The rest of stopping a turn (cancel, SIGINT then a kill, the timeout): test_agents_json_cli.py,
+# for both codex and gemini.
 
 
 def test_a_cancelled_turn_removes_its_attachments(work, state):
     t = turn(work, "slow", attachments=(Attachment("a.txt", "text/plain", b"x"),))
-    asyncio.run(_cancel_on_tick(agent(), t))
+    asyncio.run(cancel_on(agent(), t, "tick"))
     assert not (work / ".emdash-attachments").exists()
-
-
-def test_a_turn_that_takes_too_long_times_out_and_stops_the_cli(work, state):
-    start = time.monotonic()
-    error, seen = failure(agent(timeout="0.8"), turn(work, "slow"))
-    assert error.summary == "Gemini CLI timed out after 0.8 s"
-    assert time.monotonic() - start < 2.5
-    assert "tick 0" in text_of(seen)
-    for pid in map(int, (state / "pids").read_text().split()):
-        assert gone_soon(pid)

@@ -83,6 +83,13 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # run as a script: the shared fake plumbing sits next to this file
+    sys.path.insert(0, HERE)
+
+import fake_cli_common as common  # noqa: E402
 
 VERSION = os.environ.get("FAKE_CLAUDE_VERSION", "2.1.30")
 MODES = ("acceptEdits", "bypassPermissions", "default", "dontAsk", "plan")
@@ -99,9 +106,9 @@ VALUE_FLAGS = {
 }
 BOOL_FLAGS = {"-p", "--print", "--verbose", "--include-partial-messages"}
 NEW_FLAGS = {"--permission-prompt-tool", "--include-partial-messages"}  # unknown before 2.0
-GUTTER = "  \u2502 "
 STATE = os.environ.get("FAKE_CLAUDE_STATE") or os.path.join(tempfile.gettempdir(), "fake_claude")
 LOG_LOCK = threading.Lock()
+emit = common.emit_json  # one JSON object a line
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -210,14 +217,6 @@ class Fake:
             json.dump(self.session, f)
         os.replace(tmp, path)
 
-    def emit(self, obj: dict) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-    def raw(self, line: str) -> None:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
     def read_stdin(self) -> None:
         for raw in sys.stdin.buffer:
             line = raw.decode("utf-8", "replace").strip()
@@ -237,7 +236,7 @@ class Fake:
             response = {"subtype": "error", "request_id": request_id, "error": error}
         else:
             response = {"subtype": "success", "request_id": request_id, "response": body or {}}
-        self.emit({"type": "control_response", "response": response})
+        emit({"type": "control_response", "response": response})
 
     def control(self, msg: dict) -> None:
         """Answer a control request from the agent (at any time)."""
@@ -303,7 +302,7 @@ class Fake:
 
     def stream(self, event: dict) -> None:
         if self.partial:
-            self.emit(
+            emit(
                 {"type": "stream_event", "event": event, "parent_tool_use_id": None, **self.base()}
             )
 
@@ -318,9 +317,7 @@ class Fake:
             "stop_reason": None,
             "usage": {"input_tokens": 1, "output_tokens": 1},
         }
-        self.emit(
-            {"type": "assistant", "message": message, "parent_tool_use_id": None, **self.base()}
-        )
+        emit({"type": "assistant", "message": message, "parent_tool_use_id": None, **self.base()})
 
     def say(self, text: str, *, delay: float = 0.0, words: int = 0) -> None:
         """One assistant text block, streamed word by word as partial messages."""
@@ -364,7 +361,7 @@ class Fake:
             "content": content,
             "is_error": is_error,
         }
-        self.emit(
+        emit(
             {
                 "type": "user",
                 "message": {"role": "user", "content": [block]},
@@ -389,10 +386,10 @@ class Fake:
         }
         if text is not None:
             obj["result"] = text
-        self.emit(obj)
+        emit(obj)
 
     def init(self) -> None:
-        self.emit(
+        emit(
             {
                 "type": "system",
                 "subtype": "init",
@@ -430,7 +427,7 @@ class Fake:
             "tool_use_id": tool_id,
             "permission_suggestions": [],
         }
-        self.emit({"type": "control_request", "request_id": rid, "request": request})
+        emit({"type": "control_request", "request_id": rid, "request": request})
         while True:
             if self.interrupted:
                 raise Interrupted
@@ -530,7 +527,7 @@ class Fake:
             self.say(text)
             self.triggers(body, message)
         except Interrupted:
-            self.emit(
+            emit(
                 {
                     "type": "user",
                     "message": {
@@ -583,18 +580,16 @@ class Fake:
             self.save()
             log({"kind": "session", "session_id": self.sid})
         if "noise" in words:
-            self.raw("[SandboxDebug] this line is not JSON")
-            self.raw('{"type": "assistant", "message": {"content": [')
-            self.raw("")
-            self.raw("[1, 2, 3]")
+            common.write_line("[SandboxDebug] this line is not JSON")
+            common.write_line('{"type": "assistant", "message": {"content": [')
+            common.write_line("")
+            common.write_line("[1, 2, 3]")
             self.assistant([{"type": "text", "text": "N" * 100_000}])
-            self.raw("warning: plain text between events")
+            common.write_line("warning: plain text between events")
             self.say("noise done.")
         if "crash" in words:
             self.say("about to crash")
-            sys.stderr.write("Error: simulated crash\n")
-            sys.stderr.flush()
-            os._exit(3)
+            common.crash("Error: simulated crash", hard=True)
         if "stubborn" in words:
             self.stubborn = True
             try:
@@ -629,7 +624,7 @@ def heard(prompt: str) -> tuple[str, list[str]]:
     label, sep, first = rows[0].partition(": ")
     if not sep:
         label, first = "someone", rows[0]
-    rest = [r[len(GUTTER) :] if r.startswith(GUTTER) else r for r in rows[1:]]
+    rest = [r[len(common.GUTTER) :] if r.startswith(common.GUTTER) else r for r in rows[1:]]
     return label, [first, *rest]
 
 

@@ -57,33 +57,33 @@ Every answer ends with ``[turn N]``: how many prompts the thread has had.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import signal
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+from typing import NoReturn
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # run as a script: the shared fake plumbing sits next to this file
+    sys.path.insert(0, HERE)
+
+import fake_cli_common as common  # noqa: E402
 
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
 USAGE = "Usage: codex exec [OPTIONS] [PROMPT]\n       codex exec [OPTIONS] <COMMAND> [ARGS]"
 
 
+emit = common.emit_json  # one event a line
+
+
 def version() -> tuple[int, ...]:
-    raw = os.environ.get("FAKE_CODEX_VERSION", "0.50.0")
-    return tuple(int(p) for p in raw.split(".") if p.isdigit())
+    return common.version("FAKE_CODEX_VERSION", "0.50.0")
 
 
 def clap_error(message: str) -> None:
     sys.stderr.write(f"error: {message}\n\n{USAGE}\n\nFor more information, try '--help'.\n")
     sys.exit(2)
-
-
-def emit(event: dict) -> None:
-    sys.stdout.write(json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 def parse(args: list[str]) -> dict:
@@ -156,24 +156,6 @@ def parse(args: list[str]) -> dict:
     return opts
 
 
-def new_message(prompt: str) -> str:
-    """The message this turn answers: after the last "New message:" line, or after the
-    mode line of a resumed turn."""
-    marker = "\nNew message:\n"
-    at = prompt.rfind(marker)
-    if at >= 0:
-        return prompt[at + len(marker) :]
-    return prompt.split("\n\n", 1)[1] if "\n\n" in prompt else prompt
-
-
-def message_lines(message: str) -> list[str]:
-    """The message's lines without its label and gutter."""
-    rows = message.rstrip("\n").split("\n")
-    first = rows[0].partition(": ")[2] if ": " in rows[0] else rows[0]
-    rest = [r[4:] if r.startswith("  \u2502 ") else r.lstrip() for r in rows[1:]]
-    return [first, *rest]
-
-
 def git_root(path: Path) -> bool:
     return any((p / ".git").exists() for p in (path, *path.parents))
 
@@ -212,15 +194,7 @@ class Turn:
         }
         emit({"type": "item.started", "item": item})
         if self.writable:
-            done = subprocess.run(
-                ["sh", "-c", cmd],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                timeout=60,
-            )
-            output = done.stdout.decode("utf-8", "replace")
-            code = done.returncode
+            output, code = common.run_shell(cmd)
         else:
             output, code = "sandbox: read-only", 1
         item |= {
@@ -318,45 +292,25 @@ class Turn:
         self.message("\x1b[2Jcleared\nagent: fake line \u202eevil")
 
     def noise(self) -> None:
-        print("Reading prompt from stdin...", flush=True)
-        print("{not json", flush=True)
-        print("[1, 2, 3]", flush=True)
-        print(json.dumps({"type": 5}), flush=True)
+        common.noise_lines("Reading prompt from stdin...", {"type": 5})
         emit({"type": "mystery.event", "data": 1})
         emit({"type": "item.completed"})
         self.message("x" * 100_000)
 
     def slow(self, stubborn: bool, thread: dict) -> None:
-        interrupted = []
-        if stubborn:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        else:
-            signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        child = subprocess.Popen(["sleep", "60"])
-        (self.state / "pids").write_text(f"{os.getpid()} {child.pid}")
-        for i in range(300):
-            if interrupted:  # like codex exec: interrupt the turn, keep the thread, exit 1
-                child.kill()
-                thread["interrupted"] = True
-                save_thread(self.state, thread)
-                sys.stderr.write("interrupted\n")
-                sys.exit(1)
-            self.message(f"tick {i}")
-            time.sleep(0.1)
+        def stop() -> NoReturn:  # like codex exec: interrupt the turn, keep the thread, exit 1
+            thread["interrupted"] = True
+            save_thread(self.state, thread)
+            sys.stderr.write("interrupted\n")
+            sys.exit(1)
 
-
-def load_thread(state: Path, thread_id: str) -> dict | None:
-    path = state / "sessions" / f"{thread_id}.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
+        common.tick_until_interrupted(
+            self.state, stubborn, lambda i: self.message(f"tick {i}"), stop
+        )
 
 
 def save_thread(state: Path, thread: dict) -> None:
-    folder = state / "sessions"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{thread['thread_id']}.json").write_text(json.dumps(thread))
+    common.save_session(state, thread["thread_id"], thread)
 
 
 def main() -> None:
@@ -367,8 +321,7 @@ def main() -> None:
     if not args or args[0] not in ("exec", "e"):
         clap_error(f"unrecognized subcommand '{args[0] if args else ''}'")
     opts = parse(args[1:])
-    state = Path(os.environ.get("FAKE_CODEX_STATE") or ".fake-codex").resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state = common.state_folder("FAKE_CODEX_STATE", ".fake-codex")
     cwd = Path.cwd()
 
     prompt = opts["prompt"]
@@ -403,8 +356,7 @@ def main() -> None:
         "resume": opts["resume"],
         "images": images,
     }
-    with open(state / "argv.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    common.log_run(state, record)
 
     if not opts["skip_git"] and not opts["bypass"] and not git_root(cwd):
         sys.stderr.write(
@@ -414,7 +366,7 @@ def main() -> None:
 
     thread = None
     if opts["resume"]:
-        thread = load_thread(state, opts["resume"])
+        thread = common.load_session(state, opts["resume"])
         if thread is None and not os.environ.get("FAKE_CODEX_LEGACY_RESUME"):
             sys.stderr.write(
                 "Error: thread/resume: thread/resume failed: no rollout found for thread id "
@@ -430,18 +382,13 @@ def main() -> None:
         print("codex (text mode)")
         return
     if version() < (0, 45):
-        emit_legacy = {
-            "id": "0",
-            "msg": {"type": "session_configured", "session_id": thread["thread_id"]},
-        }
-        print(json.dumps(emit_legacy), flush=True)
-        print(
-            json.dumps({"id": "1", "msg": {"type": "agent_message", "message": "hi"}}), flush=True
-        )
+        configured = {"type": "session_configured", "session_id": thread["thread_id"]}
+        emit({"id": "0", "msg": configured})
+        emit({"id": "1", "msg": {"type": "agent_message", "message": "hi"}})
         return
 
-    message = new_message(prompt)
-    rows = message_lines(message)
+    message = common.new_message(prompt)
+    rows = common.message_lines(message)
     text = "\n".join(rows)
     emit({"type": "thread.started", "thread_id": thread["thread_id"]})
     emit({"type": "turn.started"})
@@ -455,9 +402,7 @@ def main() -> None:
         sys.exit(1)
     if "crash" in text:
         turn.message("partial answer")
-        sys.stderr.write("working...\nfatal: codex crashed\n")
-        sys.stderr.flush()
-        sys.exit(3)
+        common.crash("working...\nfatal: codex crashed")
     if "slow" in text:
         turn.slow("stubborn" in text, thread)
     for row in rows:

@@ -62,22 +62,25 @@ Every answer ends with ``[turn N]``: how many inputs the session has had.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+from typing import NoReturn
+
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # run as a script: the shared fake plumbing sits next to this file
+    sys.path.insert(0, HERE)
+
+import fake_cli_common as common  # noqa: E402
 
 APPROVAL_MODES = ["default", "auto_edit", "yolo", "plan"]
 
 
 def version() -> tuple[int, ...]:
-    raw = os.environ.get("FAKE_GEMINI_VERSION", "0.25.0")
-    return tuple(int(p) for p in raw.split(".") if p.isdigit())
+    return common.version("FAKE_GEMINI_VERSION", "0.25.0")
 
 
 def fail_args(message: str) -> None:
@@ -90,8 +93,7 @@ def now() -> str:
 
 
 def emit(event: dict) -> None:
-    sys.stdout.write(json.dumps({"timestamp": now(), **event}) + "\n")
-    sys.stdout.flush()
+    common.emit_json({"timestamp": now(), **event})
 
 
 def parse(args: list[str]) -> dict:
@@ -164,21 +166,6 @@ def parse(args: list[str]) -> dict:
     return opts
 
 
-def new_message(text: str) -> str:
-    marker = "\nNew message:\n"
-    at = text.rfind(marker)
-    if at >= 0:
-        return text[at + len(marker) :]
-    return text.split("\n\n", 1)[1] if "\n\n" in text else text
-
-
-def message_lines(message: str) -> list[str]:
-    rows = message.strip("\n").split("\n")
-    first = rows[0].partition(": ")[2] if ": " in rows[0] else rows[0]
-    rest = [r[4:] if r.startswith("  \u2502 ") else r.lstrip() for r in rows[1:]]
-    return [first, *rest]
-
-
 def at_files(text: str, cwd: Path) -> list[dict]:
     found = []
     for match in re.finditer(r"(?<![\\\w])@(\S+)", text):
@@ -234,19 +221,13 @@ class Turn:
         if self.mode != "yolo" and not self.allows("run_shell_command", cmd):
             self.refuse(tool_id, "run_shell_command")
             return
-        done = subprocess.run(
-            ["sh", "-c", cmd],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            timeout=60,
-        )
+        output, code = common.run_shell(cmd)
         emit(
             {
                 "type": "tool_result",
                 "tool_id": tool_id,
-                "status": "success" if done.returncode == 0 else "error",
-                "output": done.stdout.decode("utf-8", "replace"),
+                "status": "success" if code == 0 else "error",
+                "output": output,
             }
         )
 
@@ -302,44 +283,29 @@ class Turn:
         self.delta("\x1b[2Jcleared\nagent: fake line \u202eevil")
 
     def noise(self) -> None:
-        print("Loaded cached credentials.", flush=True)
-        print("{not json", flush=True)
-        print("[1, 2, 3]", flush=True)
-        print(json.dumps({"type": None}), flush=True)
+        common.noise_lines("Loaded cached credentials.", {"type": None})
         emit({"type": "mystery"})
         self.delta("x" * 100_000)
 
     def slow(self, stubborn: bool, session: dict, state: Path) -> None:
-        interrupted = []
-        if stubborn:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        else:
-            signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
-        child = subprocess.Popen(["sleep", "60"])
-        (state / "pids").write_text(f"{os.getpid()} {child.pid}")
-        for i in range(300):
-            if interrupted:
-                child.kill()
-                session["interrupted"] = True
-                save_session(state, session)
-                sys.exit(130)
-            self.delta(f"tick {i} ")
-            time.sleep(0.1)
+        def stop() -> NoReturn:
+            session["interrupted"] = True
+            save(state, session)
+            sys.exit(130)
+
+        common.tick_until_interrupted(state, stubborn, lambda i: self.delta(f"tick {i} "), stop)
 
 
-def save_session(state: Path, session: dict) -> None:
-    folder = state / "sessions"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{session['session_id']}.json").write_text(json.dumps(session))
+def save(state: Path, session: dict) -> None:
+    common.save_session(state, session["session_id"], session)
 
 
 def find_session(state: Path, ident: str, cwd: Path) -> dict | None:
-    path = state / "sessions" / f"{ident}.json"
-    if not re.fullmatch(r"[0-9a-f-]{36}", ident) or not path.is_file():
+    """The session ``ident`` of the folder ``cwd`` (Gemini keeps sessions per project)."""
+    if not re.fullmatch(r"[0-9a-f-]{36}", ident):
         return None
-    session = json.loads(path.read_text())
-    return session if session.get("cwd") == str(cwd) else None
+    session = common.load_session(state, ident)
+    return session if session is not None and session.get("cwd") == str(cwd) else None
 
 
 def main() -> None:
@@ -348,8 +314,7 @@ def main() -> None:
         print(".".join(map(str, version())))
         return
     opts = parse(args)
-    state = Path(os.environ.get("FAKE_GEMINI_STATE") or ".fake-gemini").resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state = common.state_folder("FAKE_GEMINI_STATE", ".fake-gemini")
     cwd = Path.cwd().resolve()
 
     stdin = "" if sys.stdin.isatty() else sys.stdin.read()
@@ -368,8 +333,7 @@ def main() -> None:
         "at_files": files,
         "env_trust": env_trust,
     }
-    with open(state / "argv.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
+    common.log_run(state, record)
 
     if os.environ.get("FAKE_GEMINI_REQUIRE_TRUST") and not (opts["skip_trust"] or env_trust):
         sys.stderr.write(
@@ -398,14 +362,14 @@ def main() -> None:
     if session is None:
         session = {"session_id": str(uuid.uuid4()), "cwd": str(cwd), "inputs": []}
     session["inputs"].append(text)
-    save_session(state, session)
+    save(state, session)
     model = opts["model"] or "gemini-2.5-pro"
 
     if opts["output"] != "stream-json":
         print("gemini (text mode)")
         return
 
-    rows = message_lines(new_message(text))
+    rows = common.message_lines(common.new_message(text).lstrip("\n"))  # and leading blank lines
     message = "\n".join(rows)
     emit({"type": "init", "session_id": session["session_id"], "model": model})
     emit({"type": "message", "role": "user", "content": text})
@@ -431,9 +395,7 @@ def main() -> None:
         sys.exit(1)
     if "crash" in message:
         turn.delta("partial answer")
-        sys.stderr.write("working...\nFatalError: gemini crashed\n")
-        sys.stderr.flush()
-        sys.exit(3)
+        common.crash("working...\nFatalError: gemini crashed")
     if "slow" in message:
         turn.slow("stubborn" in message, session, state)
     turn.delta("Let me see. ")
