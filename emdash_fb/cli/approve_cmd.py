@@ -38,7 +38,7 @@ def _json(a: Approval, state: SessionState) -> dict[str, Any]:
 def approvals(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """The agent's requests waiting for an answer in the current session."""
     app = ctx_of(ctx)
-    state = app.sessions.state(app.current_session())
+    state = app.sessions.state(app.current_session(), 0)  # requests wait in the running turn
     waiting = [_json(a, state) for a in _waiting(state, app.sessions.server_now_ms())]
     lines = [
         f"{w['id']}  {one_line(w['tool'])}: {one_line(w['summary'])} (for {one_line(w['asked_by'])})"
@@ -57,7 +57,7 @@ def _answer(
         if not mid or not aid:
             raise BadMessage(f"{request!r} is not a request id: `emdash-fb approvals` lists them")
     else:
-        state = app.sessions.state(sid)
+        state = app.sessions.state(sid, 0)
         waiting = _waiting(state, app.sessions.server_now_ms())
         if not waiting:
             raise BadMessage("the agent is not asking for anything now")

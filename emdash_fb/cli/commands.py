@@ -127,15 +127,18 @@ def share(
 def join(
     ctx: typer.Context,
     code: str = typer.Argument(..., help="Invite code."),
+    limit: int = typer.Option(
+        20, "--limit", min=0, help="How many of the latest messages to show (`history` pages back)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Join a session by invite code (rejoining keeps your role)."""
     app = ctx_of(ctx)
-    joined = app.sessions.join(code)
+    joined = app.sessions.join(code, limit)
     app.remember_session(joined.session)
     lines = [f"joined session {joined.session} ({len(joined.members)} members)"]
     width = terminal_width()
-    lines += [render_message(m, width) for m in joined.messages[-20:]]
+    lines += [render_message(m, width) for m in joined.messages]
     emit(
         {
             "session": joined.session,

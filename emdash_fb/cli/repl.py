@@ -34,7 +34,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from ..firebase.errors import FirebaseError
-from ..session import codes, paths
+from ..session import codes, paths, windows
 from ..session import events as ev
 from ..session.errors import (
     BadMessage,
@@ -191,7 +191,7 @@ class ChatRepl:
         profile's remembered session when it is still open and I am still in it."""
         sessions = self.app.sessions
         if self.join_code:
-            joined = await self.call(sessions.join, self.join_code)
+            joined = await self.call(sessions.join, self.join_code, 0)
             await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
             return
         if self.resume:
@@ -484,6 +484,8 @@ class ChatRepl:
                     f"… {len(state.messages) - n} earlier messages (/history to see more)"
                 )
             )
+        elif len(state.messages) >= windows.RECENT:  # the view starts with the newest only
+            self.out(render.notice("… earlier messages: /history N shows the last N"))
         by_id = {m.id: m.name for m in state.messages}
         for m in recent:
             self.out(render.message(m, by_id.get(m.reply_to or ""), full=False))
@@ -816,7 +818,7 @@ class ChatRepl:
     async def cmd_join(self, args: list[str]) -> None:
         if len(args) != 1:
             raise SessionError("usage: /join CODE (codes look like ABCDE-FGHJK)")
-        joined = await self.call(self.app.sessions.join, args[0])
+        joined = await self.call(self.app.sessions.join, args[0], 0)
         await self.follow(joined.session, f"joined session ({len(joined.members)} members)")
 
     async def cmd_who(self, _args: list[str]) -> None:

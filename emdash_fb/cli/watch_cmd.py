@@ -202,7 +202,7 @@ def watch(ctx: typer.Context, as_json: bool = JsonOpt) -> None:
     """Follow the current session: one line (or JSON object) per event, until Ctrl-C."""
     app = ctx_of(ctx)
     sid = app.current_session()
-    app.sessions.state(sid)  # a clear error now if we aren't a member
+    app.sessions.state(sid, 0)  # a clear error now if we aren't a member
     code = 0
     with contextlib.suppress(KeyboardInterrupt):
         code = asyncio.run(_follow(app, sid, as_json))

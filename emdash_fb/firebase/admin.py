@@ -98,6 +98,32 @@ class AdminDatabase:
     def get(self, path: str) -> Any:
         return _call(lambda: self.ref(path).get())
 
+    def query(
+        self,
+        path: str,
+        *,
+        order_by: str,
+        start_at: Any = None,
+        end_at: Any = None,
+        limit_to_last: int | None = None,
+    ) -> dict[str, Any]:
+        """A query on the children of ``path`` (``order_by``: ``"$key"`` or a child):
+        ``{}`` when nothing matches. Ranges are inclusive, the limit applies after them."""
+
+        def run() -> Any:
+            ref = self.ref(path)
+            q = ref.order_by_key() if order_by == "$key" else ref.order_by_child(order_by)
+            if start_at is not None:
+                q = q.start_at(start_at)
+            if end_at is not None:
+                q = q.end_at(end_at)
+            if limit_to_last is not None:
+                q = q.limit_to_last(limit_to_last)
+            return q.get()
+
+        value = _call(run)
+        return dict(value) if isinstance(value, dict) else {}
+
     def update(self, path: str, values: dict[str, Any]) -> None:
         _call(lambda: self.ref(path).update(values))
 

@@ -31,6 +31,14 @@ Connections come and go; the mirror does not miss or repeat anything:
 - ``cancel`` (read access lost), or a 401 at open that a new token does not
   fix, ends the listener with status ``"cancelled"``.
 
+A listener may follow a *window* of a collection whose children are never
+deleted (a session's transcript, its turns): ``query`` gives each connection
+its query parameters from the mirror so far (``None`` on the first), so a
+reconnect asks only for what may have changed (``startAt`` the newest it
+has); with ``windowed`` a re-sync's snapshot is merged into the mirror child
+by child (what lies outside the new window stays), and a child leaving the
+window (a ``limitToLast`` eviction) is not a deletion.
+
 Statuses: ``"connecting"``, ``"live"``, ``"reconnecting"``, then ``"cancelled"``
 or ``"stopped"`` when :meth:`Listener.run` returns. Exceptions raised by
 ``on_update``/``on_status`` propagate out of ``run()`` (a consumer bug should
@@ -138,6 +146,8 @@ class Listener:
         backoff_max: float = 2.0,
         token_margin: float = 120.0,
         params: Mapping[str, str] | None = None,
+        query: Callable[[Any], Mapping[str, str]] | None = None,
+        windowed: bool = False,
     ) -> None:
         """``target``: a Target, or the database's base URL; ``params``: query parameters
         for the stream besides the credentials' (a query, ``ns``)."""
@@ -154,6 +164,8 @@ class Listener:
         self.backoff_max = backoff_max
         self.token_margin = token_margin
         self.extra_params = dict(params or {})
+        self.query = query
+        self.windowed = windowed
         self._url = f"{base}/{url_path(path)}.json"
         self._mirror: Any = None
         self._status: str | None = None
@@ -314,9 +326,10 @@ class Listener:
 
     async def _consume(self, grant: Grant) -> None:
         """Read one stream into the mirror; returns when the server ends it."""
+        query = self.query(self._mirror) if self.query is not None else {}
         stream = open_stream(
             self._url,
-            {**self.extra_params, **grant.params},
+            {**self.extra_params, **query, **grant.params},
             timeout=KEEP_ALIVE_SECONDS * SILENCE_FACTOR,  # a safety net; the learned limit rules
             headers=grant.headers,
             connect_timeout=CONNECT_SECONDS,
@@ -358,12 +371,17 @@ class Listener:
 
     def _resync(self, path: str, data: Any) -> None:
         new = set_at(None, split_path(path), normalize(data))
+        if self.windowed and isinstance(self._mirror, dict):
+            # a window's snapshot: what it holds replaces those children, the rest stays
+            new = {**self._mirror, **new} if isinstance(new, dict) else self._mirror
         self._emit(new, resync=True)
         self._live_at = time.monotonic()
         self._report("live")
 
     def _apply(self, event: str, path: str, data: Any) -> None:
         base = split_path(path)
+        if self.windowed and len(base) <= 1 and event == "put" and data is None:
+            return  # a child left the window (or the window emptied): nothing was deleted
         if event == "put":
             new = set_at(self._mirror, base, normalize(data))
         else:

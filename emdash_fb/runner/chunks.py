@@ -4,9 +4,10 @@ Agents emit many tiny deltas; writing each one would cost a database write
 and an event per token for every member. ``ChunkWriter`` buffers them and
 flushes one chunk when ``flush_bytes`` have accumulated, or on a timer.
 
-The timer has two speeds. The first chunk of a burst (the start of the reply,
-or the text after a tool event) is written ``flush_interval`` after its first
-byte, so members see the agent start talking at once. While text keeps
+The reply's very first chunk is written as soon as it exists (whatever it
+holds), so members see the agent start talking at once. After it the timer
+has two speeds. The first chunk of a burst (the text after a tool event) is
+written ``flush_interval`` after its first byte. While text keeps
 flowing, a chunk also waits until it carries ``min_chunk_bytes`` (but never
 longer than ``max_delay``): every chunk event a member downloads costs ~90
 bytes of stream framing, so chunks of a few words would cost more framing
@@ -108,6 +109,8 @@ class ChunkWriter:
             self._burst_start = opens_burst
 
     def _due(self, age: float, burst: bool) -> bool:
+        if self._seq == 0:
+            return True  # the reply's first words: at once
         if self._size >= self.flush_bytes or age >= self.max_delay:
             return True
         return age >= self.flush_interval and (burst or self._size >= self.min_chunk_bytes)

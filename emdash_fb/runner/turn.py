@@ -26,7 +26,7 @@ from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..session import paths
 from ..session.approvals import Policy
 from ..session.attachments import decode_records
-from ..session.records import SessionState, as_dict
+from ..session.records import as_dict
 from ..session.text import for_log
 from .agents import (
     Agent,
@@ -43,12 +43,12 @@ from .agents import (
 )
 from .approvals import ApprovalDesk
 from .chunks import ChunkWriter
+from .context import MAX_HISTORY, read_conversation, read_live
 from .lease import Claim, renew
 
 T = TypeVar("T")
 log = logging.getLogger("emdash_fb.runner")
 MAX_TOOL_OUTPUT = 2000
-MAX_HISTORY = 200
 CANCEL_POLL_SECONDS = 0.4
 
 
@@ -116,9 +116,9 @@ class TurnRunner:
     async def run(self) -> Outcome:
         started = time.monotonic()
         turn_path = paths.turn(self.sid, self.mid)
-        # One read: the session holds this message's earlier attempt, if any.
-        session = await self.call(self.db.get, paths.session(self.sid))
-        if not isinstance(session, dict):
+        # The live part of the session and this message's earlier attempt, if any.
+        session = await read_live(self.call, self.db, self.sid, self.mid)
+        if session is None:
             return Outcome("lost", error="session deleted")
         previous = (session.get("turns") or {}).get(self.mid)
         self._started = isinstance(previous, dict)
@@ -262,19 +262,15 @@ class TurnRunner:
         return outcome
 
     async def _turn_input(self, session: dict[str, Any]) -> TurnInput:
-        msgs = SessionState.parse(self.sid, session).messages
-        current = next((m for m in msgs if m.id == self.mid), None)
-        history = []
-        for m in msgs:
-            if m.id == self.mid or (
-                current is not None and (m.at, m.id) > (current.at, current.id)
-            ):
-                continue
-            if m.state == "cancelled" or m.role not in ("user", "assistant"):
-                continue
-            author = m.name if m.role == "user" else "agent"
-            history.append(ChatMessage(m.role, author, m.text, m.uid if m.role == "user" else ""))
         item = self.claim.item
+        current, before = await read_conversation(
+            self.call, self.db, self.sid, self.mid, item.created_at, MAX_HISTORY
+        )
+        history = [
+            ChatMessage(m.role, m.name if m.role == "user" else "agent", m.text,
+                        m.uid if m.role == "user" else "")
+            for m in before
+        ]  # fmt: skip
         meta = as_dict(session.get("meta"))
         files: tuple[Attachment, ...] = ()
         if current is not None and current.attachments:
@@ -285,7 +281,7 @@ class TurnRunner:
         return TurnInput(
             session=self.sid,
             message_id=self.mid,
-            history=tuple(history[-MAX_HISTORY:]),
+            history=tuple(history),
             message=ChatMessage("user", item.name, item.text, item.uid),
             mode=str(meta.get("mode", "code")),
             workdir=self.settings.workdir,

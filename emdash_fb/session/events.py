@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .approvals import Approval, may_answer, parse_turn_approvals
+from .paths import REPLY_SUFFIX
 from .records import (
     AgentInfo,
     Lock,
@@ -32,6 +33,9 @@ from .records import (
     stalled,
 )
 
+#: A reply and its turn's end are one write, delivered by two streams (transcript and
+#: turns): each waits this long at most for the other before it is shown alone.
+PAIR_GRACE_MS = 3_000
 RUNNER_FRESH_MS = 35_000  # a runner's heartbeat (every 10 s) older than this: it is gone
 OFFSET_SAMPLES = 5
 
@@ -252,6 +256,10 @@ class EventDeriver:
         self.clock_offset_ms = 0
         #: when the freshest runner heartbeat was written (server ms; None: not known yet)
         self.runner_heartbeat: int | None = None
+        #: replies whose turn hasn't ended in the view yet, turn ends whose reply hasn't
+        #: arrived: (event, since ms) by message id (see PAIR_GRACE_MS)
+        self._held_replies: dict[str, tuple[MessagePosted, int]] = {}
+        self._held_ends: dict[str, tuple[TurnEnded, int]] = {}
 
     def update(self, tree: Any, now_ms: int) -> list[Event]:
         new = as_dict(tree)
@@ -287,7 +295,7 @@ class EventDeriver:
             as_dict(old.get("transcript")), as_dict(new.get("transcript")), turns, events, replies
         )
         self._turn_events(as_dict(old.get("turns")), turns, new, events, ended)
-        events += replies + ended
+        events += self._pair(replies, ended, new, now_ms)
         if old.get("agent") != new.get("agent"):
             events.append(AgentChanged(AgentInfo.parse(new.get("agent"))))
         self._queue_events(as_dict(old.get("queue")), as_dict(new.get("queue")), events)
@@ -295,11 +303,45 @@ class EventDeriver:
         events += self.tick(now_ms)
         return events
 
+    def _pair(
+        self, replies: list[Event], ended: list[Event], tree: dict[str, Any], now_ms: int
+    ) -> list[Event]:
+        """A reply is shown once its turn has ended, and a turn's end after its reply: the
+        runner writes both at once, but they come by two streams, in either order. A turn
+        that ends without a reply (handed back, or cancelled while its runner was gone:
+        the question itself is marked cancelled) is shown at once."""
+        for e in replies:
+            assert isinstance(e, MessagePosted)
+            self._held_replies[e.message.reply_to or ""] = (e, now_ms)
+        for e in ended:
+            assert isinstance(e, TurnEnded)
+            self._held_ends[e.turn.mid] = (e, now_ms)
+        return self._release(tree, now_ms, force=False)
+
+    def _release(self, tree: dict[str, Any], now_ms: int, *, force: bool) -> list[Event]:
+        if not self._held_replies and not self._held_ends:
+            return []
+        transcript, turns = as_dict(tree.get("transcript")), as_dict(tree.get("turns"))
+        out: list[Event] = []
+        for mid, (e, since) in list(self._held_replies.items()):
+            turn = Turn.parse(mid, turns[mid]) if mid in turns else None
+            if (turn is not None and turn.finished) or (force and now_ms - since >= PAIR_GRACE_MS):
+                del self._held_replies[mid]
+                out.append(MessagePosted(fill_reply_text(replace(e.message, text=""), turns)))
+        for mid, (e, since) in list(self._held_ends.items()):
+            question = as_dict(transcript.get(mid))
+            alone = e.turn.state == "interrupted" or question.get("state") == "cancelled"
+            replied = (mid + REPLY_SUFFIX) in transcript and mid not in self._held_replies
+            if alone or replied or (force and now_ms - since >= PAIR_GRACE_MS):
+                del self._held_ends[mid]
+                out.append(e)
+        return out
+
     def tick(self, now_ms: int) -> list[Event]:
         """Time-based changes: away/back and typing that ran out."""
         if self.tree is None:
             return []
-        events: list[Event] = []
+        events: list[Event] = self._release(self.tree, now_ms, force=True)
         presence = as_dict(self.tree.get("presence"))
         for uid, member in self._members.items():
             if uid not in presence:

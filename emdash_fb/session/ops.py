@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..firebase.client import SERVER_TIMESTAMP, Rtdb, server_increment
 from ..firebase.errors import FirebaseError, NetworkError, PermissionDenied
 from ..firebase.identity import Auth, Identity, token_claims
-from . import allowlist, codes, names, paths
+from . import allowlist, codes, names, paths, windows
 from .approval_ops import ApprovalOps
 from .attachments import MAX_FILES, Attached
 from .errors import (
@@ -234,8 +234,9 @@ class SessionClient:
         me = self.me
         return names.normalize((me.name or "").strip() or me.uid[:8])
 
-    def join(self, typed_code: str) -> Joined:
-        """Join by invite code; rejoining keeps your role (idempotent)."""
+    def join(self, typed_code: str, recent: int = windows.RECENT) -> Joined:
+        """Join by invite code; rejoining keeps your role (idempotent). ``Joined.messages``
+        holds the last ``recent`` messages (none with 0: a live view streams them)."""
         code = codes.normalize(typed_code)
         if code is None:
             raise BadInvite(
@@ -248,7 +249,7 @@ class SessionClient:
         sid = invite["sid"]
         me = self.me
         if self._is_member(sid, me.uid):
-            state = self.state(sid)
+            state = self.state(sid, recent)
             return Joined(sid, list(state.members.values()), state.messages, True)
         if invite.get("revokedAt") is not None:
             raise self._why_join_failed(sid, me.uid, code, "")
@@ -281,7 +282,7 @@ class SessionClient:
             raise self._why_join_failed(sid, me.uid, code, key) from None
         self._names[sid] = name
         try:
-            state = self.state(sid)
+            state = self.state(sid, recent)
         except NetworkError:  # joined all the same: the live view loads the rest
             return Joined(sid, [], [], False)
         return Joined(sid, list(state.members.values()), state.messages, False)
@@ -432,15 +433,48 @@ class SessionClient:
 
     # -- reading ---------------------------------------------------------------
 
-    def state(self, sid: str) -> SessionState:
-        """One GET of the whole session (members only)."""
+    def state(self, sid: str, recent: int = windows.RECENT) -> SessionState:
+        """The session as a member sees it (members only): its live part whole, and the
+        last ``recent`` messages with their turns (0: no history at all). What it reads
+        does not grow with the session's history."""
         try:
-            tree = self.db.get(paths.session(sid))
+            tree = self.db.get(paths.session(sid), **_live_query())
         except PermissionDenied:
             raise self._not_member(sid) from None
-        if tree is None:
+        if not tree:
             raise self._not_member(sid)
+        tree = dict(tree)
+        if recent > 0:
+            transcript, turns = self._recent(sid, recent, every_turn=True)
+            tree["transcript"], tree["turns"] = transcript, turns
+        else:
+            # no history, but the turn that is running (cancel, approvals need it)
+            lock = tree.get("lock")
+            mid = lock.get("mid") if isinstance(lock, dict) else None
+            running = self.db.get(paths.turn(sid, mid)) if isinstance(mid, str) else None
+            tree["turns"] = {mid: running} if isinstance(running, dict) else {}
         return SessionState.parse(sid, tree)
+
+    def _recent(
+        self, sid: str, count: int, before: int | None = None, *, every_turn: bool = False
+    ) -> tuple[dict, dict]:
+        """(transcript, turns): the last ``count`` messages (by ``at``, at most ``before``)
+        and the turns their replies are made of (``every_turn``: and every turn since,
+        running ones included)."""
+        transcript = self.db.get(
+            paths.messages(sid), order_by="at", end_at=before, limit_to_last=count
+        )
+        transcript = transcript if isinstance(transcript, dict) else {}
+        replies = [
+            v.get("replyTo")
+            for v in transcript.values()
+            if isinstance(v, dict) and v.get("role") == "assistant"
+        ]
+        if not replies and not (every_turn and transcript):
+            return transcript, {}
+        start = windows.oldest(transcript, "at") or 0
+        turns = self.db.get(f"{paths.session(sid)}/turns", order_by="startedAt", start_at=start)
+        return transcript, turns if isinstance(turns, dict) else {}
 
     def _not_member(self, sid: str) -> NotMember:
         try:
@@ -464,7 +498,7 @@ class SessionClient:
         return meta
 
     def who(self, sid: str) -> list[MemberStatus]:
-        state = self.state(sid)
+        state = self.state(sid, 0)
         now = self.now_ms()
         out = []
         for m in sorted(state.members.values(), key=lambda m: (m.joined_at, m.uid)):
@@ -473,27 +507,39 @@ class SessionClient:
         return out
 
     def history(self, sid: str, limit: int | None = None) -> list[Message]:
-        try:
-            if limit is None:
-                raw = self.db.get(paths.messages(sid))
-            else:
-                raw = self.db.get(paths.messages(sid), order_by="at", limit_to_last=limit)
-        except PermissionDenied:
-            raise self._not_member(sid) from None
-        raw = raw or {}
-        turns = (
-            self.db.get(f"{paths.session(sid)}/turns")
-            if any(isinstance(v, dict) and v.get("role") == "assistant" for v in raw.values())
-            else None
-        )
-        msgs = history_order(
-            {
-                mid: fill_reply_text(Message.parse(mid, v), turns)
-                for mid, v in raw.items()
-                if isinstance(v, dict)
-            }
-        )
-        return msgs[-limit:] if limit is not None else msgs
+        """The last ``limit`` messages, oldest first (all of them with ``None``), read
+        page by page with queries: each page costs its own messages, never the whole
+        history."""
+        out: list[Message] = []
+        for page in self.history_pages(sid, page=min(limit or windows.PAGE, windows.PAGE)):
+            out[:0] = page
+            if limit is not None and len(out) >= limit:
+                return out[-limit:]
+        return out
+
+    def history_pages(self, sid: str, page: int = windows.PAGE) -> Iterator[list[Message]]:
+        """The history in pages of about ``page`` messages, newest page first (each page
+        oldest first, with its replies' text)."""
+        before: int | None = None
+        seen: set[str] = set()
+        while True:
+            try:
+                transcript, turns = self._recent(sid, page + 1, before)
+            except PermissionDenied:
+                raise self._not_member(sid) from None
+            fresh = {k: v for k, v in transcript.items() if k not in seen and isinstance(v, dict)}
+            if not fresh:
+                return
+            seen.update(fresh)
+            msgs = history_order(
+                {mid: fill_reply_text(Message.parse(mid, v), turns) for mid, v in fresh.items()}
+            )
+            yield msgs
+            if len(transcript) <= page:
+                return  # that was the first page: nothing older
+            # the next page ends where this one began (inclusive: ties at that `at` are
+            # read again and skipped as seen)
+            before = msgs[0].at
 
     # -- talking ---------------------------------------------------------------
 
@@ -640,6 +686,9 @@ class SessionClient:
             except NotAllowed:
                 pass  # it started running in the meantime: cancel the turn instead
         turn = state.turns.get(mid)
+        if turn is None:  # older than the messages a state holds: read it
+            raw = self.db.get(paths.turn(sid, mid))
+            turn = Turn.parse(mid, raw) if isinstance(raw, dict) else None
         if turn is not None and stalled(turn, state.lock, self.server_now_ms()):
             try:
                 self.cancel_stalled(sid, mid, item, turn)
@@ -885,7 +934,7 @@ class SessionClient:
 
     def _why_denied(self, sid: str, action: str) -> Exception:
         try:
-            state = self.state(sid)
+            state = self.state(sid, 0)
         except NotMember as exc:
             return exc
         if not state.meta.is_open(self.now_ms()):
@@ -900,6 +949,11 @@ class SessionClient:
                     f"you have {waiting} messages waiting: wait for the agent or /cancel one"
                 )
         return NotAllowed(f"you are not allowed to {action} in this session")
+
+
+def _live_query() -> dict[str, Any]:
+    """The live part of a session (``windows.py``): keys up to ``windows.LIVE_END``."""
+    return {"order_by": "$key", "end_at": windows.LIVE_END}
 
 
 def utf16_length(text: str) -> int:

@@ -1,9 +1,14 @@
-"""The live view of one session: one stream, a local mirror, typed events.
+"""The live view of one session: three streams, one composed mirror, typed events.
 
-``SessionView`` follows ``/sessions/$sid`` with a single listener (members can
-read the whole session, so one stream is the fewest possible), feeds each
-mirror update through ``EventDeriver``, and re-evaluates time-based states on
-a tick. When the stream is cancelled (read access lost) it finds out why: you
+``SessionView`` follows a session with three listeners (see ``windows.py``):
+the live part of ``/sessions/$sid`` whole (a ranged query), and windows of
+its transcript and turns, which grow with history. It composes their mirrors
+into one tree (the shape ``EventDeriver`` knows: the live part with
+``transcript`` and ``turns`` beside it), feeds each update through
+``EventDeriver``, and re-evaluates time-based states on a tick. The first
+picture (``Synced``) waits for all three; the turns window opens once the
+transcript's has arrived (it starts at the oldest message shown). Joining,
+reconnecting and each event cost the same in a long session as in a new one. When the stream is cancelled (read access lost) it finds out why: you
 were kicked, or the session is gone. It also reads the runners' heartbeats
 every few seconds, so the agent's status can say ``offline`` truthfully.
 """
@@ -20,7 +25,7 @@ from ..firebase.errors import FirebaseError, PermissionDenied
 from ..firebase.identity import Auth
 from ..firebase.listener import Listener, Update
 from ..firebase.target import Target
-from . import paths
+from . import paths, windows
 from .events import (
     ConnectionChanged,
     Event,
@@ -56,7 +61,36 @@ class SessionView:
         self.runners_every = runners_every
         self._clock = clock
         self.deriver = EventDeriver(sid, auth.current().uid)
-        self.listener = Listener(target, auth, paths.session(sid), self._on_update, self._on_status)
+        self.live = Listener(
+            target,
+            auth,
+            paths.session(sid),
+            lambda u: self._on_part("live", u),
+            lambda s: self._on_part_status("live", s),
+            params=windows.live_query(),
+        )
+        self.transcript = Listener(
+            target,
+            auth,
+            paths.messages(sid),
+            lambda u: self._on_part("transcript", u),
+            lambda s: self._on_part_status("transcript", s),
+            query=lambda mirror: windows.transcript_query(mirror, self.live.mirror),
+            windowed=True,
+        )
+        self.turns = Listener(
+            target,
+            auth,
+            f"{paths.session(sid)}/turns",
+            lambda u: self._on_part("turns", u),
+            lambda s: self._on_part_status("turns", s),
+            query=lambda mirror: windows.turns_query(mirror, self.transcript.mirror),
+            windowed=True,
+        )
+        self.listeners = (self.live, self.transcript, self.turns)
+        self._synced: set[str] = set()
+        self._transcript_ready = asyncio.Event()
+        self._statuses: dict[str, str] = {}
         self._stopped = asyncio.Event()
         self.status = "connecting"
         self._parsed: tuple[Any, SessionState] | None = None
@@ -77,13 +111,38 @@ class SessionView:
         for ev in events:
             self.on_event(ev)
 
-    def _on_update(self, update: Update) -> None:
-        self._emit(self.deriver.update(update.new, self.now_ms()))
+    def compose(self) -> dict[str, Any]:
+        """The session as the three mirrors hold it, in the shape of ``/sessions/$sid``
+        (unchanged branches are the same objects, so the deriver skips them)."""
+        tree = dict(self.live.mirror) if isinstance(self.live.mirror, dict) else {}
+        tree["transcript"] = self.transcript.mirror or {}
+        tree["turns"] = self.turns.mirror or {}
+        return tree
+
+    def _on_part(self, part: str, update: Update) -> None:
+        self._synced.add(part)
+        if part == "transcript":
+            self._transcript_ready.set()
+        if len(self._synced) < len(self.listeners):
+            return  # the first picture waits for all three
+        self._emit(self.deriver.update(self.compose(), self.now_ms()))
         self.client.clock_offset_ms = self.deriver.clock_offset_ms
 
-    def _on_status(self, status: str) -> None:
-        self.status = status
-        self.on_event(ConnectionChanged(status))
+    def _on_part_status(self, part: str, status: str) -> None:
+        """One status for the view: cancelled or stopped when the live part is; live when
+        every stream is; otherwise reconnecting (or connecting, before the first picture)."""
+        self._statuses[part] = status
+        if part == "live" and status in ("cancelled", "stopped"):
+            combined = status
+        elif all(self._statuses.get(p) == "live" for p in ("live", "transcript", "turns")):
+            combined = "live"
+        elif "reconnecting" in self._statuses.values():
+            combined = "reconnecting"
+        else:
+            combined = "connecting" if self.status == "connecting" else self.status
+        if combined != self.status:
+            self.status = combined
+            self.on_event(ConnectionChanged(combined))
 
     async def _explain_cancel(self) -> None:
         """Read access was lost: kicked, left (elsewhere, e.g. another terminal), or gone."""
@@ -108,19 +167,28 @@ class SessionView:
         """Follow the session until ``stop()``, a kick, or the session going away."""
         ticker = asyncio.create_task(self._tick())
         runners = asyncio.create_task(self._watch_runners())
-        listener = asyncio.create_task(self.listener.run())
+        live = asyncio.create_task(self.live.run())
+        transcript = asyncio.create_task(self.transcript.run())
+        turns = asyncio.create_task(self._turns_after_transcript())
         stopped = asyncio.create_task(self._stopped.wait())
+        tasks = (ticker, runners, live, transcript, turns, stopped)
         try:
-            await asyncio.wait({listener, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({live, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if self.status == "cancelled":
                 await self._explain_cancel()
         finally:
-            self.listener.stop()
-            for task in (ticker, runners, listener, stopped):
+            for listener in self.listeners:
+                listener.stop()
+            for task in tasks:
                 task.cancel()
-            for task in (ticker, runners, listener, stopped):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _turns_after_transcript(self) -> None:
+        """The turns window starts at the oldest message shown: open it once that is known."""
+        await self._transcript_ready.wait()
+        await self.turns.run()
 
     async def _watch_runners(self) -> None:
         """The freshest runner heartbeat (``/runners`` is small: one record per runner)."""

@@ -1,0 +1,96 @@
+"""What a turn reads of its session, bounded by what the agent is given, never by history.
+
+What it owns: at the start of a turn the runner needs the live part of the
+session (meta, members, the agent record: ``session.windows``), this
+message's earlier attempt (``turns/<mid>``), the message itself and the
+conversation before it -- the last :data:`MAX_HISTORY` messages that count
+(not cancelled, before this one in server order), with their replies' text
+(their turns' chunks). The conversation is read with queries
+(``orderBy="at"`` ``endAt`` this message, ``limitToLast``; paging back when
+cancelled messages leave it short; then the turns ``startAt`` the oldest
+message given), so a turn in a session with 10,000 messages reads what a
+turn in one with 300 does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..session import paths, windows
+from ..session.records import Message, Turn, as_dict, history_order, with_reply_text
+
+MAX_HISTORY = 200
+#: Messages read per page beyond MAX_HISTORY (room for cancelled ones, ties, replies later).
+SLACK = 20
+
+Call = Callable[..., Awaitable[Any]]
+
+
+async def read_live(call: Call, db: Any, sid: str, mid: str) -> dict[str, Any] | None:
+    """The live part of the session plus ``turns/<mid>`` (``None``: the session is gone)."""
+    live = await call(
+        lambda: db.query(paths.session(sid), order_by="$key", end_at=windows.LIVE_END)
+    )
+    if not live:
+        return None
+    previous = await call(db.get, paths.turn(sid, mid))
+    return {**live, "turns": {mid: previous} if isinstance(previous, dict) else {}}
+
+
+async def read_conversation(
+    call: Call, db: Any, sid: str, mid: str, at: int, limit: int = MAX_HISTORY
+) -> tuple[Message | None, list[Message]]:
+    """(this message, the ``limit`` messages before it that count), oldest first, replies
+    with their text. ``at`` is this message's server time (its queue item's createdAt)."""
+    raw: dict[str, Any] = {}
+    end = at
+    while True:
+        page = await call(
+            lambda end=end: db.query(
+                paths.messages(sid), order_by="at", end_at=end, limit_to_last=limit + SLACK
+            )
+        )
+        fresh = {k: v for k, v in page.items() if k not in raw}
+        raw.update(page)
+        counted = _before(raw, mid, at)
+        if len(counted) >= limit or len(page) < limit + SLACK or not fresh:
+            break
+        end = min(
+            (int(as_dict(v).get("at", 0)) for v in page.values()), default=0
+        )  # inclusive: the boundary's ties come again and are skipped
+    counted = _before(raw, mid, at)[-limit:]
+    current = Message.parse(mid, raw[mid]) if isinstance(raw.get(mid), dict) else None
+    if any(m.role == "assistant" for m in counted):
+        start = min(m.at for m in counted)
+        turns = await call(
+            lambda: db.query(f"{paths.session(sid)}/turns", order_by="startedAt", start_at=start)
+        )
+        for m in counted:  # a reply at the window's edge whose question came before it
+            if m.role == "assistant" and m.reply_to and m.reply_to not in turns:
+                turn = await call(db.get, paths.turn(sid, m.reply_to))
+                if isinstance(turn, dict):
+                    turns[m.reply_to] = turn
+        counted = [
+            with_reply_text(m, Turn.parse(m.reply_to, turns[m.reply_to]))
+            if m.role == "assistant" and m.reply_to in turns
+            else with_reply_text(m, None)
+            if m.role == "assistant"
+            else m
+            for m in counted
+        ]
+    return current, counted
+
+
+def _before(raw: dict[str, Any], mid: str, at: int) -> list[Message]:
+    """The messages of ``raw`` that count as context for ``mid``: before it in server
+    order, not cancelled, said by a person or the agent; oldest first."""
+    msgs = history_order({k: Message.parse(k, v) for k, v in raw.items() if isinstance(v, dict)})
+    return [
+        m
+        for m in msgs
+        if m.id != mid
+        and (m.at, m.id) < (at, mid)
+        and m.state != "cancelled"
+        and m.role in ("user", "assistant")
+    ]
