@@ -36,8 +36,9 @@ deleted (a session's transcript, its turns): ``query`` gives each connection
 its query parameters from the mirror so far (``None`` on the first), so a
 reconnect asks only for what may have changed (``startAt`` the newest it
 has); with ``windowed`` a re-sync's snapshot is merged into the mirror child
-by child (what lies outside the new window stays), and a child leaving the
-window (a ``limitToLast`` eviction) is not a deletion.
+by child (what lies outside the new window stays; ``trim`` drops what the
+window never held, such as children older than it began with), and a child
+leaving the window (a ``limitToLast`` eviction) is not a deletion.
 
 Statuses: ``"connecting"``, ``"live"``, ``"reconnecting"``, then ``"cancelled"``
 or ``"stopped"`` when :meth:`Listener.run` returns. Exceptions raised by
@@ -148,6 +149,7 @@ class Listener:
         params: Mapping[str, str] | None = None,
         query: Callable[[Any], Mapping[str, str]] | None = None,
         windowed: bool = False,
+        trim: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         """``target``: a Target, or the database's base URL; ``params``: query parameters
         for the stream besides the credentials' (a query, ``ns``)."""
@@ -166,6 +168,7 @@ class Listener:
         self.extra_params = dict(params or {})
         self.query = query
         self.windowed = windowed
+        self.trim = trim  # windowed: what of a re-sync's snapshot to keep
         self._url = f"{base}/{url_path(path)}.json"
         self._mirror: Any = None
         self._status: str | None = None
@@ -373,6 +376,8 @@ class Listener:
         new = set_at(None, split_path(path), normalize(data))
         if self.windowed and isinstance(self._mirror, dict):
             # a window's snapshot: what it holds replaces those children, the rest stays
+            if isinstance(new, dict) and self.trim is not None:
+                new = self.trim(new)
             new = {**self._mirror, **new} if isinstance(new, dict) else self._mirror
         self._emit(new, resync=True)
         self._live_at = time.monotonic()

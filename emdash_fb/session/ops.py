@@ -575,6 +575,11 @@ class SessionClient:
                     continue
                 if self._free_slot(sid, me.uid) != slot:
                     continue  # another send of mine took that slot first: try the next
+                limit = self.meta(sid).max_queued
+                if int(slot[1:]) >= limit:  # every slot below the limit is taken
+                    raise TooManyWaiting(
+                        f"you have {limit} messages waiting: wait for the agent or /cancel one"
+                    ) from None
                 raise self._why_denied(sid, "send") from None
         raise self._why_denied(sid, "send")
 

@@ -35,7 +35,7 @@ from .events import (
     YouWereKicked,
 )
 from .ops import SessionClient
-from .records import SessionState
+from .records import SessionState, as_dict
 
 TICK_SECONDS = 1.0
 RUNNERS_EVERY_SECONDS = 10.0
@@ -77,6 +77,7 @@ class SessionView:
             lambda s: self._on_part_status("transcript", s),
             query=lambda mirror: windows.transcript_query(mirror, self.live.mirror),
             windowed=True,
+            trim=lambda snapshot: windows.since(snapshot, "at", self.floor),
         )
         self.turns = Listener(
             target,
@@ -86,8 +87,12 @@ class SessionView:
             lambda s: self._on_part_status("turns", s),
             query=lambda mirror: windows.turns_query(mirror, self.transcript.mirror),
             windowed=True,
+            trim=lambda snapshot: windows.since(snapshot, "startedAt", self.floor),
         )
         self.listeners = (self.live, self.transcript, self.turns)
+        #: the server time of the oldest message of the first window: older history is
+        #: never part of this view (``/history`` reads it)
+        self.floor: int | None = None
         self._synced: set[str] = set()
         self._transcript_ready = asyncio.Event()
         self._statuses: dict[str, str] = {}
@@ -121,7 +126,8 @@ class SessionView:
 
     def _on_part(self, part: str, update: Update) -> None:
         self._synced.add(part)
-        if part == "transcript":
+        if part == "transcript" and not self._transcript_ready.is_set():
+            self.floor = windows.oldest(as_dict(update.new), "at")
             self._transcript_ready.set()
         if len(self._synced) < len(self.listeners):
             return  # the first picture waits for all three

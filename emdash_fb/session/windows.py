@@ -90,3 +90,16 @@ def turns_query(mirror: Any, transcript: Any) -> dict[str, str]:
     if first_running is not None:
         start = min(start, first_running)
     return {"orderBy": json.dumps("startedAt"), "startAt": str(max(0, start - MARGIN_MS))}
+
+
+def since(children: dict[str, Any], field: str, floor: int | None) -> dict[str, Any]:
+    """The children whose ``field`` is at least ``floor``: a resumed window's overlap
+    reaches back a little (MARGIN_MS); what lies before the view's first window was never
+    part of it and must not appear as new."""
+    if floor is None:
+        return children
+    return {
+        k: v
+        for k, v in children.items()
+        if (n := _number(as_dict(v).get(field))) is None or n >= floor
+    }
