@@ -127,7 +127,6 @@ GOAL_STREAMS = 3
 GOAL_FIRST_P95_MS = 60.0
 
 SECTIONS = ("join", "cpu", "reconnect", "runner", "latency")
-SHOWN_IF_UNSAID = 20  # the REPL's recent view when it prints no "earlier messages" line
 RUNNER_UID = "runner:history-bench"
 PROSE = (
     "the agent read the build files and found that the failing step runs before the cache "
@@ -139,19 +138,26 @@ WORDS = PROSE.split()
 
 def text_of(seed: int, n_bytes: int, lead: str = "") -> str:
     """Deterministic prose of exactly ``n_bytes`` ASCII bytes, starting with ``lead``."""
-    out, i = [lead] if lead else [], seed
-    size = len(lead)
+    words, size, i = ([lead] if lead else []), len(lead), seed
     while size < n_bytes:
         word = WORDS[(i * 7 + seed) % len(WORDS)]
-        out.append(word)
-        size += len(word) + 1
+        size += len(word) + (1 if words else 0)
+        words.append(word)
         i += 1
-    return " ".join(out)[:n_bytes]
+    return " ".join(words)[:n_bytes]
+
+
+def question_marker(i: int) -> str:
+    """The first word of the i-th answered message's question."""
+    return f"question-{i:05d}"
 
 
 def reply_marker(i: int) -> str:
-    """The first word of the i-th history reply (what "on screen" looks for)."""
+    """The first word of the i-th answered message's reply (what "on screen" looks for)."""
     return f"reply-{i:05d}"
+
+
+_MARKER = re.compile(r"\b(?:question|reply)-\d{5}\b")
 
 
 # -- the history ---------------------------------------------------------------------------
@@ -287,7 +293,7 @@ class History:
         for first in range(0, self.h, s.batch):
             updates: dict[str, Any] = {}
             for i in range(first, min(self.h, first + s.batch)):
-                updates.update(self._answered(i, start + 2000 * i, reply_marker(i)))
+                updates.update(self._answered(start + 2000 * i))
             if first + s.batch >= self.h:
                 base = f"sessions/{self.sid}"
                 updates[f"{base}/meta/lastMessage"] = self.last_mid
@@ -305,20 +311,25 @@ class History:
             "seconds": round(seconds, 1),
         }
 
-    def _answered(self, i: int, at_ms: int, marker: str) -> dict[str, Any]:
+    def next_index(self) -> int:
+        """The number of the next answered message (its question's and reply's first words)."""
         self.fence += 1
         self.answered += 1
+        self.last_marker = reply_marker(self.answered - 1)
+        return self.answered - 1
+
+    def _answered(self, at_ms: int, extra: str = "") -> dict[str, Any]:
+        i = self.next_index()
         mid = self.last_mid = self.ids(at_ms)
-        question = text_of(i, self.s.question_bytes, f"question-{i:05d}")
-        reply = text_of(i + 1, self.s.reply_bytes, marker)
-        self.last_marker = marker
+        question = text_of(i, self.s.question_bytes, question_marker(i))
+        reply = text_of(i + 1, self.s.reply_bytes, f"{reply_marker(i)} {extra}".strip())
         return answered_message(
             self.sid, mid, at_ms, self.author, question, reply, self.s.reply_chunk_bytes, self.fence
         )
 
-    def answer_now(self, marker: str) -> str:
+    def answer_now(self, extra: str = "") -> str:
         """One more answered message, now (as a send and a finished turn would leave it)."""
-        updates = self._answered(self.answered, int(time.time() * 1000), marker)
+        updates = self._answered(int(time.time() * 1000), extra)
         self.admin.patch_root(updates)
         return self.last_mid
 
@@ -444,11 +455,20 @@ _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\
 _EARLIER = re.compile(r"… ([\d,]+) earlier messages")
 
 
-def earlier_said(raw: bytes) -> int | None:
-    """The K of the REPL's "… K earlier messages" line in a terminal's raw output (None: none)."""
-    text = _ANSI.sub("", raw.decode("utf-8", "replace"))
+def plain(raw: bytes) -> str:
+    """A terminal's raw output without its escape sequences."""
+    return _ANSI.sub("", raw.decode("utf-8", "replace"))
+
+
+def earlier_said(text: str) -> int | None:
+    """The K of the REPL's "… K earlier messages" line (None: no such line)."""
     found = _EARLIER.findall(text)
     return int(found[0].replace(",", "")) if found else None
+
+
+def messages_shown(text: str) -> int:
+    """How many messages the output shows: distinct first words of questions and replies."""
+    return len(set(_MARKER.findall(text)))
 
 
 # -- a member's REPL in a pseudo-terminal ------------------------------------------------
@@ -528,15 +548,18 @@ def measure_join(hist: History, chat: Chat, s: Settings) -> dict[str, Any]:
         live = max(live, chat.sample_streams())
         time.sleep(0.1)
     messages = hist.message_count()
-    earlier = earlier_said(bytes(chat.term.raw))
-    shown_n = messages - earlier if earlier is not None else min(messages, SHOWN_IF_UNSAID)
+    output = plain(bytes(chat.term.raw))
+    # What the REPL printed of the history: the messages whose first words it shows
+    # (every question and reply starts with its marker, inside any preview's length).
+    shown_n = messages_shown(output)
+    earlier = earlier_said(output)
     shown = hist.shown_bytes(shown_n)
     shown_total = sum(shown.values())
     received = settled["rest"] + settled["stream"]
     return {
         "messages": messages,
         "shown_messages": shown_n,
-        "earlier_line_seen": earlier is not None,
+        "earlier_messages_said": earlier,
         "seconds_to_last_message": round(seen_s, 3),
         "received_bytes": received,
         "received_rest": settled["rest"],
@@ -557,11 +580,11 @@ def measure_cpu(hist: History, chat: Chat, s: Settings, run: int) -> dict[str, A
 
     nonce = f"{hist.h}x{run}x{os.getpid() % 1000}"
     start_word, end_word = f"cpustart{nonce}", f"cpuend{nonce}"
+    i = hist.next_index()
     mid = hist.ids()
     base = f"sessions/{hist.sid}"
     uid, name = hist.author
-    hist.fence += 1
-    question = f"cpuquestion{nonce} " + text_of(run, 80)
+    question = text_of(run, 120, f"{question_marker(i)} cpuquestion{nonce}")
     hist.admin.patch_root(
         {
             f"{base}/transcript/{mid}": {
@@ -593,7 +616,7 @@ def measure_cpu(hist: History, chat: Chat, s: Settings, run: int) -> dict[str, A
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
         if seq == 0:
-            text = (start_word + " " + text_of(seq, s.cpu_chunk_bytes))[: s.cpu_chunk_bytes]
+            text = text_of(seq, s.cpu_chunk_bytes - 1, f"{reply_marker(i)} {start_word}") + " "
         elif seq == n - 1:
             text = (text_of(seq, s.cpu_chunk_bytes - len(end_word) - 1) + " " + end_word)[
                 -s.cpu_chunk_bytes :
@@ -608,7 +631,6 @@ def measure_cpu(hist: History, chat: Chat, s: Settings, run: int) -> dict[str, A
     cpu1, t1 = chat.cpu(), time.monotonic()
     got = delta(chat.proxy.counts(), b0)
     # finish the turn as the runner does, so the session is quiet again
-    hist.answered += 1
     hist.admin.patch_root(
         {
             f"{base}/turns/{mid}/state": "done",
@@ -622,7 +644,6 @@ def measure_cpu(hist: History, chat: Chat, s: Settings, run: int) -> dict[str, A
             },
         }
     )
-    hist.last_marker = end_word  # a live reply is shown in full: its end is on screen
     # the reply lands in the scrollback (in full) and the streaming preview row goes
     chat.wait_for(lambda t: end_word in t and "▸" not in t, 60, "the finished streamed reply")
     cpu = cpu1 - cpu0
@@ -651,8 +672,8 @@ def measure_reconnect(hist: History, chat: Chat, s: Settings, run: int) -> dict[
         due = t_cut + 1.0 + k * (s.outage_s - 2.0) / max(1, s.outage_messages)
         if (wait := due - time.monotonic()) > 0:
             time.sleep(wait)
-        markers.append(f"back{hist.h}x{run}x{k}")
-        mids.append(hist.answer_now(markers[-1]))
+        mids.append(hist.answer_now(f"back{hist.h}x{run}x{k}"))
+        markers.append(hist.last_marker)
     if (wait := t_cut + s.outage_s - time.monotonic()) > 0:
         time.sleep(wait)
     during = delta(chat.proxy.counts(), b0)
@@ -916,19 +937,19 @@ def _ratio_goal(
     goal: float,
     name: str,
 ) -> dict[str, Any] | None:
-    """``big`` vs ``small`` when both were measured; else the largest measured H vs ``small``,
-    named as such (an indication: the goal itself is at ``big``)."""
+    """``key`` at H=``big`` over H=``small``. When either was not measured, the largest over
+    the smallest H measured instead, named as such (an indication: the goal is at ``big``);
+    None with fewer than two H measured."""
     have = sorted(h for h, x in rows.items() if x.get(section, {}).get(key) is not None)
-    if small not in have or len(have) < 2:
+    if len(have) < 2:
         return None
     top = big if big in have else have[-1]
-    if top <= small:
-        return None
-    a, b = rows[top][section][key], rows[small][section][key]
+    base = small if small in have and small < top else have[0]
+    a, b = rows[top][section][key], rows[base][section][key]
     value = round(a / b, 2) if b else float("inf")
-    label = f"{name}, H={top:,} vs H={small:,}"
-    if top != big:
-        label += f" (goal is at H={big:,}: indicative only)"
+    label = f"{name}, H={top:,} vs H={base:,}"
+    if (top, base) != (big, small):
+        label += f" (the goal is for H={big:,} vs H={small:,}: indicative only)"
     return {"name": label, "goal": f"<= {goal:g}x", "value": value, "pass": value <= goal}
 
 
@@ -943,7 +964,7 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "name": f"join: bytes downloaded / bytes shown, H={h:,} "
                     f"({j['received_bytes'] / 1e6:.2f} MB for {j['shown_bytes'] / 1e3:.0f} KB)",
                     "goal": f"<= {GOAL_JOIN_RATIO:g}x",
-                    "value": j["ratio"],
+                    "value": round(j["ratio"], 2),
                     "pass": j["ratio"] <= GOAL_JOIN_RATIO,
                 }
             )
@@ -974,7 +995,9 @@ def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
                     "pass": v <= GOAL_CPU_MS_PER_CHUNK,
                 }
             )
-    g = _ratio_goal(rows, "join", "rss_mb", 10000, 100, GOAL_RSS_RATIO, "REPL memory (VmRSS)")
+    g = _ratio_goal(
+        rows, "join", "rss_mb", 10000, 100, GOAL_RSS_RATIO, "REPL memory: VmRSS after sync"
+    )
     if g:
         out.append(g)
     name = "runner: bytes read per turn"
