@@ -183,7 +183,7 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(runs=1, histories=(100, 1000), latency_samples=20, latency_budget_s=60.0)
+        return cls(runs=1, histories=(100, 1000), latency_budget_s=60.0)
 
 
 def answered_message(
@@ -553,6 +553,11 @@ def measure_join(hist: History, chat: Chat, s: Settings) -> dict[str, Any]:
     # (every question and reply starts with its marker, inside any preview's length).
     shown_n = messages_shown(output)
     earlier = earlier_said(output)
+    if earlier is not None and messages - earlier != shown_n:
+        log(
+            f"    warning: the REPL said {earlier} earlier messages of {messages}, but showed "
+            f"{shown_n} (counted from the screen's output)"
+        )
     shown = hist.shown_bytes(shown_n)
     shown_total = sum(shown.values())
     received = settled["rest"] + settled["stream"]
@@ -893,9 +898,9 @@ def run_history(h: int, workdir: Path, s: Settings, only: set[str]) -> dict[str,
     folder = workdir / f"h{h}"
     folder.mkdir()
     with EmulatorProcess(folder, script=SESSION_BENCH) as emu:
+        env = user_env(emu, folder / "config")
+        hist = History(emu, env, h, s)
         try:
-            env = user_env(emu, folder / "config")
-            hist = History(emu, env, h, s)
             out["build"] = hist.build()
             b = out["build"]
             log(
@@ -915,9 +920,8 @@ def run_history(h: int, workdir: Path, s: Settings, only: set[str]) -> dict[str,
                     f"({lat['samples']} samples; TurnStarted p50 {lat['turn_started_p50_ms']} ms)"
                 )
             out["session_mb_at_end"] = round(hist.admin.size(f"sessions/{hist.sid}") / 1e6, 2)
-            hist.close()
         finally:
-            emu.stop()
+            hist.close()
     return out
 
 
