@@ -76,6 +76,7 @@ COMMANDS: dict[str, str] = {
 }
 TYPING_SIGNAL_EVERY = 3.0  # seconds: at most one typing write per this interval
 HEARTBEAT_EVERY = 15.0
+MIN_REDRAW_SECONDS = 0.05
 DOUBLE_CTRL_C = 2.0
 CLOSE_CONFIRM_SECONDS = 10.0  # /close twice within this, or /close yes
 # A refused send whose text is put back in the input line (the user edits it and
@@ -675,6 +676,9 @@ class ChatRepl:
                 complete_while_typing=True,
             )
             self.prompt.default_buffer.on_text_changed += self.on_text_changed
+            # A streaming reply invalidates the screen per chunk; redraw at most 20 times a
+            # second (what the eye can follow), so a fast reply costs a bounded CPU.
+            self.prompt.app.min_redraw_interval = MIN_REDRAW_SECONDS
             try:
                 await self.start_session()
             except (SessionError, FirebaseError) as exc:

@@ -42,6 +42,7 @@ it as well (``runner.agents.base``).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -178,6 +179,7 @@ def uid_tag(uid: str) -> str:
 # --------------------------------------------------------------------------- layout
 
 
+@functools.lru_cache(maxsize=8192)
 def cell_width(ch: str) -> int:
     """Terminal columns one (cleaned) character takes: 2 for wide East Asian, 0 for
     combining marks, else 1."""
@@ -195,16 +197,25 @@ def cells(text: str) -> int:
 
 def _fold(row: str, first: int, rest: int, keep: int = 1) -> list[str]:
     """``row`` cut into pieces of at most ``first`` then ``rest`` columns, at a space when
-    there is one in reach (but never within the first ``keep`` characters: the head)."""
+    there is one in reach (but never within the first ``keep`` characters: the head).
+    Linear in the row's length: each piece measures only its own characters."""
     out: list[str] = []
     width = max(1, first)
-    while cells(row) > width:
-        used, cut = 0, 0
-        for i, ch in enumerate(row):
-            w = cell_width(ch)
-            if used + w > width:
+    while True:
+        if row.isascii():  # (the head's gutter isn't: only the first piece measures it)
+            if len(row) <= width:
                 break
-            used, cut = used + w, i + 1
+            cut = width
+        else:
+            used, cut, fits = 0, 0, True
+            for i, ch in enumerate(row):
+                w = cell_width(ch)
+                if used + w > width:
+                    fits = False
+                    break
+                used, cut = used + w, i + 1
+            if fits:
+                break
         cut = max(cut, 1)
         space = row.rfind(" ", max(1, keep), cut + 1)
         if space > 0:
