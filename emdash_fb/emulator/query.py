@@ -31,7 +31,6 @@ Decisions where Firebase is silent or unverified:
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -381,11 +380,11 @@ class Query:
             return []
         first = self.limit_to_first is not None
         rank0 = itemgetter(0)
-        if n * 8 < len(ranked):
-            chosen = (heapq.nsmallest if first else heapq.nlargest)(n, ranked, key=rank0)
-        else:
-            ranked = sorted(ranked, key=rank0)
-            chosen = ranked[:n] if first else ranked[len(ranked) - n :]
+        # A sort, not a heap: children are mostly stored in their order already (push ids,
+        # server timestamps), which timsort takes in one linear pass -- the very case where a
+        # heap of the last n replaces its top at every step.
+        ranked = sorted(ranked, key=rank0)
+        chosen = ranked[:n] if first else ranked[len(ranked) - n :]
         if self.order_by == KEY:  # key sort keys are unique: no ties
             return [(k, v) for _, k, v in chosen]
         # Equal values order by key, so a run of equal values cut by the limit

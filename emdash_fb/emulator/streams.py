@@ -202,6 +202,72 @@ class StreamListener:
         change.encoded[key] = encoded
         return [encoded] if encoded else []
 
+    def _query_frames_inside(self, change: Change) -> list[bytes] | None:
+        """A write inside children of a query's location, answered without recomputing the
+        window (``None``: recompute it). A child that stays in the window gets the change
+        at its own path, as a plain stream would send it (a reply's next chunk is that
+        chunk, not the whole reply again); a child entering or leaving it is put whole or
+        removed. A limited window is recomputed whenever a child may move in its order."""
+        assert self.query is not None
+        query, here = self.query, self.path
+        if len(change.base) > len(here):
+            keys = {change.base[len(here)]}
+        else:
+            keys = set()
+            for p, _ in change.items:
+                full = change.base + p
+                if len(full) <= len(here):
+                    return None  # the location itself (or above it) is replaced
+                if is_prefix(here, full):
+                    keys.add(full[len(here)])
+        window = self._window
+        updated = dict(window)
+        for key in keys:
+            after = at_path(change.new_root, (*here, key))
+            before = window.get(key)
+            inside = after is not None and query.in_range(key, after)
+            if query.has_limit and (
+                before is None
+                or not inside
+                or query.sort_key(key, before) != query.sort_key(key, after)
+            ):
+                return None
+            if inside:
+                updated[key] = after
+            else:
+                updated.pop(key, None)
+        out: list[bytes] = []
+        inner: list[tuple[Path, Json]] = []  # (path below `here`, value) for staying children
+        for key in sorted(keys):
+            before, after = window.get(key), updated.get(key)
+            if before is None and after is None:
+                continue
+            if before is None or after is None:
+                out.append(frame("put", (key,), plain(after)))
+                continue
+            for p, v in change.items:
+                full = change.base + p
+                if full[: len(here) + 1] == (*here, key) and at_path(change.old_root, full) != v:
+                    inner.append((full[len(here) :], v))
+        self._window = updated
+        if len(change.base) > len(here) and inner and not out:
+            # the plain stream's frame for a write under one child (shared by listeners)
+            rel = change.base[len(here) :]
+            if change.kind == "put":
+                return [self._cached(change, "put", rel, change.items[0][1])]
+            key = ("patch", rel)
+            if key not in change.encoded:
+                items = {
+                    "/".join(p): v
+                    for p, v in change.items
+                    if at_path(change.old_root, change.base + p) != v
+                }
+                change.encoded[key] = frame("patch", rel, {k: plain(v) for k, v in items.items()})
+            return [change.encoded[key]]
+        if inner:
+            out.insert(0, frame("patch", (), {"/".join(p): plain(v) for p, v in inner}))
+        return out
+
     def _cached(
         self, change: Change, event: str, rel: Path, value: Json, at: Path | None = None
     ) -> bytes:
@@ -218,6 +284,9 @@ class StreamListener:
         touches = is_prefix(here, change.base) or is_prefix(change.base, here)
         if not touches:
             return []
+        incremental = self._query_frames_inside(change)
+        if incremental is not None:
+            return incremental
         new_window = self.query.window(at_path(change.new_root, here))
         old_window = self._window
         if new_window == old_window:

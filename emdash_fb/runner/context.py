@@ -15,6 +15,7 @@ turn in one with 300 does.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..session import paths, windows
@@ -38,34 +39,90 @@ async def read_live(call: Call, db: Any, sid: str, mid: str) -> dict[str, Any] |
     return {**live, "turns": {mid: previous} if isinstance(previous, dict) else {}}
 
 
+@dataclass
+class Known:
+    """What a runner already read of one session's conversation (its last turn's window)."""
+
+    transcript: dict[str, Any] = field(default_factory=dict)
+    turns: dict[str, Any] = field(default_factory=dict)
+    #: the server time of the message it was read for: what came after it may still
+    #: change (a waiting message can be cancelled), so the next read starts there
+    upto: int = 0
+
+
+class Conversations:
+    """The conversations a runner has read, by session: the next turn of a session asks
+    only for what came after the message it last answered (``startAt`` its server time,
+    less windows.MARGIN_MS: a message's state changes only while it waits, and what
+    waited then came after it). Bounded: a few hundred messages per session, the
+    sessions served lately."""
+
+    MAX_SESSIONS = 64
+
+    def __init__(self) -> None:
+        self._known: dict[str, Known] = {}
+
+    def get(self, sid: str) -> Known | None:
+        return self._known.get(sid)
+
+    def keep(self, sid: str, known: Known, limit: int) -> None:
+        """Remember ``known`` (trimmed to what the next turn can need) for ``sid``."""
+        msgs = history_order(
+            {k: Message.parse(k, v) for k, v in known.transcript.items() if isinstance(v, dict)}
+        )
+        kept = {m.id for m in msgs[-(limit + 2 * SLACK) :]}
+        transcript = {k: v for k, v in known.transcript.items() if k in kept}
+        low = windows.oldest(transcript, "at") or 0
+        turns = {
+            k: v
+            for k, v in known.turns.items()
+            if int(as_dict(v).get("startedAt") or 0) >= low or k in kept
+        }
+        self._known.pop(sid, None)
+        self._known[sid] = Known(transcript, turns, known.upto)
+        while len(self._known) > self.MAX_SESSIONS:
+            self._known.pop(next(iter(self._known)))
+
+
 async def read_conversation(
-    call: Call, db: Any, sid: str, mid: str, at: int, limit: int = MAX_HISTORY
+    call: Call,
+    db: Any,
+    sid: str,
+    mid: str,
+    at: int,
+    limit: int = MAX_HISTORY,
+    cache: Conversations | None = None,
 ) -> tuple[Message | None, list[Message]]:
     """(this message, the ``limit`` messages before it that count), oldest first, replies
-    with their text. ``at`` is this message's server time (its queue item's createdAt)."""
-    raw: dict[str, Any] = {}
-    end = at
-    while True:
-        page = await call(
-            lambda end=end: db.query(
-                paths.messages(sid), order_by="at", end_at=end, limit_to_last=limit + SLACK
-            )
-        )
-        fresh = {k: v for k, v in page.items() if k not in raw}
-        raw.update(page)
-        counted = _before(raw, mid, at)
-        if len(counted) >= limit or len(page) < limit + SLACK or not fresh:
-            break
-        end = min(
-            (int(as_dict(v).get("at", 0)) for v in page.values()), default=0
-        )  # inclusive: the boundary's ties come again and are skipped
+    with their text. ``at`` is this message's server time (its queue item's createdAt).
+    With ``cache``, a session read before costs only what is new since."""
+    known = cache.get(sid) if cache is not None else None
+    if known is not None and known.transcript:
+        since = max(0, known.upto - windows.MARGIN_MS)
+        newer = await call(lambda: db.query(paths.messages(sid), order_by="at", start_at=since))
+        raw = {**known.transcript, **newer}
+        if len(_before(raw, mid, at)) < limit and len(known.transcript) >= limit:
+            known = None  # cancelled messages left it short: read the window again
+    if known is None or not known.transcript:
+        raw = await _read_back(call, db, sid, mid, at, limit)
+        known = Known()
     counted = _before(raw, mid, at)[-limit:]
     current = Message.parse(mid, raw[mid]) if isinstance(raw.get(mid), dict) else None
+    turns: dict[str, Any] = dict(known.turns)
     if any(m.role == "assistant" for m in counted):
         start = min(m.at for m in counted)
-        turns = await call(
+        if turns:
+            running = [
+                int(as_dict(v).get("startedAt") or 0)
+                for v in turns.values()
+                if as_dict(v).get("state") == "running"
+            ]
+            start = max(start, min([windows.newest(turns, "startedAt") or 0, *running]))
+            start = max(0, start - windows.MARGIN_MS)
+        fresh = await call(
             lambda: db.query(f"{paths.session(sid)}/turns", order_by="startedAt", start_at=start)
         )
+        turns.update(fresh)
         for m in counted:  # a reply at the window's edge whose question came before it
             if m.role == "assistant" and m.reply_to and m.reply_to not in turns:
                 turn = await call(db.get, paths.turn(sid, m.reply_to))
@@ -79,7 +136,30 @@ async def read_conversation(
             else m
             for m in counted
         ]
+    if cache is not None:
+        cache.keep(sid, Known(raw, turns, at), limit)
     return current, counted
+
+
+async def _read_back(
+    call: Call, db: Any, sid: str, mid: str, at: int, limit: int
+) -> dict[str, Any]:
+    """The messages up to ``at``, paging back until ``limit`` of them count."""
+    raw: dict[str, Any] = {}
+    end = at
+    while True:
+        page = await call(
+            lambda end=end: db.query(
+                paths.messages(sid), order_by="at", end_at=end, limit_to_last=limit + SLACK
+            )
+        )
+        fresh = {k: v for k, v in page.items() if k not in raw}
+        raw.update(page)
+        if len(_before(raw, mid, at)) >= limit or len(page) < limit + SLACK or not fresh:
+            return raw
+        end = min(
+            (int(as_dict(v).get("at", 0)) for v in page.values()), default=0
+        )  # inclusive: the boundary's ties come again and are skipped
 
 
 def _before(raw: dict[str, Any], mid: str, at: int) -> list[Message]:

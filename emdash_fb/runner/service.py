@@ -30,6 +30,7 @@ from ..session import allowlist, paths
 from ..session.allowlist import ServeSpec
 from ..session.text import for_log
 from .agents import Agent
+from .context import Conversations
 from .lease import NothingQueued, try_claim
 from .turn import Outcome, TurnRunner, TurnSettings
 
@@ -72,6 +73,7 @@ class Runner:
     ) -> None:
         self.db = db
         self.agent = agent
+        self.conversations = Conversations()  # what earlier turns read, per session
         self.serve = serve or ServeSpec()
         self.concurrency = concurrency
         self.settings = settings or TurnSettings()
@@ -205,7 +207,9 @@ class Runner:
                 continue
             if claim is None:
                 continue
-            turn = TurnRunner(self.db, self.agent, claim, self.settings, self.executor)
+            turn = TurnRunner(
+                self.db, self.agent, claim, self.settings, self.executor, self.conversations
+            )
             task = asyncio.create_task(self._run_turn(turn))
             self.active[sid] = (turn, task)
             self._served_at[sid] = time.monotonic()

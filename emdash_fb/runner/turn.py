@@ -43,7 +43,7 @@ from .agents import (
 )
 from .approvals import ApprovalDesk
 from .chunks import ChunkWriter
-from .context import MAX_HISTORY, read_conversation, read_live
+from .context import MAX_HISTORY, Conversations, read_conversation, read_live
 from .lease import Claim, renew
 
 T = TypeVar("T")
@@ -89,6 +89,7 @@ class TurnRunner:
         claim: Claim,
         settings: TurnSettings,
         executor: Executor,
+        conversations: Conversations | None = None,
     ) -> None:
         self.db = db
         self.agent = agent
@@ -103,6 +104,7 @@ class TurnRunner:
         self.crashes = 0
         self._started = False
         self.desk: ApprovalDesk | None = None
+        self.conversations = conversations
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -264,8 +266,9 @@ class TurnRunner:
     async def _turn_input(self, session: dict[str, Any]) -> TurnInput:
         item = self.claim.item
         current, before = await read_conversation(
-            self.call, self.db, self.sid, self.mid, item.created_at, MAX_HISTORY
-        )
+            self.call, self.db, self.sid, self.mid, item.created_at, MAX_HISTORY,
+            self.conversations,
+        )  # fmt: skip
         history = [
             ChatMessage(m.role, m.name if m.role == "user" else "agent", m.text,
                         m.uid if m.role == "user" else "")

@@ -96,8 +96,30 @@ def test_query_stream(raw: RawRtdb) -> None:
     raw.put("q/c/n", 0)  # leaves it
     assert sse.next() == ("put", {"path": "/c", "data": None})
     raw.put("q/c/n", -1)  # outside before and after: nothing
-    raw.put("q/b/n", 6)
-    assert sse.next() == ("put", {"path": "/b", "data": {"n": 6}})
+    raw.put("q/b/n", 6)  # inside before and after: the change itself, at its path
+    assert sse.next() == ("put", {"path": "/b/n", "data": 6})
+    raw.patch("", {"q/b/x": 1, "q/c/x": 2, "q/d": {"n": 7}})  # from above, across children
+    assert sse.next() == ("patch", {"path": "/", "data": {"b/x": 1}})
+    assert sse.next() == ("put", {"path": "/d", "data": {"n": 7}})
+    sse.close()
+
+
+def test_limited_query_stream_keeps_its_window_and_sends_changes_at_their_paths(
+    raw: RawRtdb,
+) -> None:
+    raw.set_rules({"rules": {".read": True, ".write": True, "q": {".indexOn": "n"}}})
+    raw.put("q", {"a": {"n": 1, "t": ""}, "b": {"n": 5, "t": ""}, "c": {"n": 9, "t": ""}})
+    sse = open_stream(raw, "q", {"orderBy": '"n"', "limitToLast": "2"})
+    assert sse.next() == (
+        "put",
+        {"path": "/", "data": {"b": {"n": 5, "t": ""}, "c": {"n": 9, "t": ""}}},
+    )
+    raw.put("q/c/t", "more")  # a change that keeps the order: only itself
+    assert sse.next() == ("put", {"path": "/c/t", "data": "more"})
+    raw.put("q/a/t", "outside")  # outside the window: nothing
+    raw.put("q/e", {"n": 10})  # a newcomer pushes the oldest out
+    assert sse.next() == ("put", {"path": "/b", "data": None})
+    assert sse.next() == ("put", {"path": "/e", "data": {"n": 10}})
     sse.close()
 
 
