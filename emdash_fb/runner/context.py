@@ -14,6 +14,7 @@ turn in one with 300 does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,32 +98,28 @@ async def read_conversation(
     with their text. ``at`` is this message's server time (its queue item's createdAt).
     With ``cache``, a session read before costs only what is new since."""
     known = cache.get(sid) if cache is not None else None
+    fresh: dict[str, Any] | None = None
     if known is not None and known.transcript:
+        # what came after the message it last answered, and the turns since the newest
+        # (or the oldest still running) it knows: two independent reads, side by side
         since = max(0, known.upto - windows.MARGIN_MS)
-        newer = await call(lambda: db.query(paths.messages(sid), order_by="at", start_at=since))
+        newer, fresh = await asyncio.gather(
+            call(lambda: db.query(paths.messages(sid), order_by="at", start_at=since)),
+            call(lambda: _turns_since(db, sid, _turns_start(known))),
+        )
         raw = {**known.transcript, **newer}
         if len(_before(raw, mid, at)) < limit and len(known.transcript) >= limit:
-            known = None  # cancelled messages left it short: read the window again
+            known, fresh = None, None  # cancelled messages left it short: read it all again
     if known is None or not known.transcript:
         raw = await _read_back(call, db, sid, mid, at, limit)
-        known = Known()
+        known, fresh = Known(), None
     counted = _before(raw, mid, at)[-limit:]
     current = Message.parse(mid, raw[mid]) if isinstance(raw.get(mid), dict) else None
-    turns: dict[str, Any] = dict(known.turns)
+    turns: dict[str, Any] = {**known.turns, **(fresh or {})}
     if any(m.role == "assistant" for m in counted):
-        start = min(m.at for m in counted)
-        if turns:
-            running = [
-                int(as_dict(v).get("startedAt") or 0)
-                for v in turns.values()
-                if as_dict(v).get("state") == "running"
-            ]
-            start = max(start, min([windows.newest(turns, "startedAt") or 0, *running]))
-            start = max(0, start - windows.MARGIN_MS)
-        fresh = await call(
-            lambda: db.query(f"{paths.session(sid)}/turns", order_by="startedAt", start_at=start)
-        )
-        turns.update(fresh)
+        if fresh is None:
+            start = min(m.at for m in counted)
+            turns.update(await call(lambda: _turns_since(db, sid, start)))
         for m in counted:  # a reply at the window's edge whose question came before it
             if m.role == "assistant" and m.reply_to and m.reply_to not in turns:
                 turn = await call(db.get, paths.turn(sid, m.reply_to))
@@ -139,6 +136,25 @@ async def read_conversation(
     if cache is not None:
         cache.keep(sid, Known(raw, turns, at), limit)
     return current, counted
+
+
+def _turns_start(known: Known) -> int:
+    """Where to resume reading turns: the newest known, or the oldest still running (with
+    none known: the message last answered)."""
+    turns = known.turns
+    if not turns:
+        return max(0, known.upto - windows.MARGIN_MS)
+    running = [
+        int(as_dict(v).get("startedAt") or 0)
+        for v in turns.values()
+        if as_dict(v).get("state") == "running"
+    ]
+    start = min([windows.newest(turns, "startedAt") or 0, *running])
+    return max(0, start - windows.MARGIN_MS)
+
+
+def _turns_since(db: Any, sid: str, start: int) -> dict[str, Any]:
+    return db.query(f"{paths.session(sid)}/turns", order_by="startedAt", start_at=start)
 
 
 async def _read_back(

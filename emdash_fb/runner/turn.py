@@ -105,6 +105,7 @@ class TurnRunner:
         self._started = False
         self.desk: ApprovalDesk | None = None
         self.conversations = conversations
+        self._conversation: asyncio.Task[tuple[Any, list[Any]]]
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -116,6 +117,22 @@ class TurnRunner:
     # -- the turn ------------------------------------------------------------------
 
     async def run(self) -> Outcome:
+        # The conversation is read while the live part is: the turn starts sooner.
+        self._conversation = asyncio.create_task(
+            read_conversation(
+                self.call, self.db, self.sid, self.mid, self.claim.item.created_at,
+                MAX_HISTORY, self.conversations,
+            )
+        )  # fmt: skip
+        try:
+            return await self._run()
+        finally:
+            if not self._conversation.done():
+                self._conversation.cancel()
+            with contextlib.suppress(BaseException):
+                await self._conversation
+
+    async def _run(self) -> Outcome:
         started = time.monotonic()
         turn_path = paths.turn(self.sid, self.mid)
         # The live part of the session and this message's earlier attempt, if any.
@@ -265,10 +282,7 @@ class TurnRunner:
 
     async def _turn_input(self, session: dict[str, Any]) -> TurnInput:
         item = self.claim.item
-        current, before = await read_conversation(
-            self.call, self.db, self.sid, self.mid, item.created_at, MAX_HISTORY,
-            self.conversations,
-        )  # fmt: skip
+        current, before = await self._conversation
         history = [
             ChatMessage(m.role, m.name if m.role == "user" else "agent", m.text,
                         m.uid if m.role == "user" else "")

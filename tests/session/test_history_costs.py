@@ -65,7 +65,9 @@ def admin(emu: ThreadedEmulator) -> RawRtdb:
     return RawRtdb(f"http://{emu.database_host}", f"{emu.project_id}-default-rtdb").owner()
 
 
-def fill_history(emu: ThreadedEmulator, sid: str, uid: str, count: int, start_ms: int) -> list[str]:
+def fill_history(
+    emu: ThreadedEmulator, sid: str, uid: str, count: int, start_ms: int, step: int = 10
+) -> list[str]:
     """``count`` answered exchanges written straight into the session (a long day's history,
     in the runner's shape), oldest first; returns the question ids in order."""
     raw = admin(emu)
@@ -74,7 +76,7 @@ def fill_history(emu: ThreadedEmulator, sid: str, uid: str, count: int, start_ms
     turns: dict[str, Any] = {}
     for i in range(count):
         mid = f"-H{i:08d}xxxxxxxxxxx"[:20]
-        at = start_ms + i * 10
+        at = start_ms + i * step
         mids.append(mid)
         transcript[mid] = {"role": "user", "uid": uid, "name": "alice", "text": f"q{i}", "at": at}
         transcript[mid + "~a"] = {
@@ -213,3 +215,55 @@ def test_the_runner_gives_the_agent_the_same_last_200(
     assert message is not None and message.id == current
     assert [(m.id, m.text) for m in before] == expected
     assert len(before) == MAX_HISTORY
+
+
+def test_the_runners_remembered_conversation_stays_true(
+    make_user: MakeUser, rules_emu: ThreadedEmulator
+) -> None:
+    """A runner that remembers a session's conversation reads only what is new, and gives
+    the agent exactly what a fresh read gives: even when a waiting message was cancelled,
+    answers came in and other runners wrote in between."""
+    from emdash_fb.runner.context import Conversations
+
+    alice = make_user("alice")
+    sid = alice.sessions.share().session
+    uid = alice.auth.current().uid
+    mids = fill_history(rules_emu, sid, uid, 300, 4_000_000, step=5_000)  # 5 s apart
+    raw = admin(rules_emu)
+    # the reply to 240 is still streaming when the runner first reads
+    raw.put(f"sessions/{sid}/turns/{mids[240]}/state", "running")
+    raw.delete(f"sessions/{sid}/transcript/{mids[240]}~a")
+    db = RunnerDatabase("r-cache", project_id=rules_emu.project_id, env=rules_emu.env())
+    cache = Conversations()
+
+    async def call(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def at_of(i: int) -> int:
+        return 4_000_000 + i * 5_000
+
+    def read(i: int, remembered: Conversations | None) -> list[tuple[str, str]]:
+        _, before = asyncio.run(
+            read_conversation(call, db, sid, mids[i], at_of(i), cache=remembered)
+        )
+        return [(m.id, m.text) for m in before]
+
+    try:
+        first = read(250, cache)
+        assert first == read(250, None)
+        assert (mids[240] + "~a") not in dict(first)
+        assert read(255, cache) == read(255, None)  # it now knows messages up to the last
+        # then: a message that was waiting is cancelled, the streaming reply ends
+        raw.put(f"sessions/{sid}/transcript/{mids[260]}/state", "cancelled")
+        raw.put(f"sessions/{sid}/turns/{mids[240]}/chunks/c000001", " and more")
+        raw.put(f"sessions/{sid}/turns/{mids[240]}/state", "done")
+        raw.put(
+            f"sessions/{sid}/transcript/{mids[240]}~a",
+            {"role": "assistant", "uid": "runner:r", "name": "echo", "at": at_of(262), "replyTo": mids[240]},
+        )  # fmt: skip
+        remembered = read(280, cache)
+        assert remembered == read(280, None)
+        assert (mids[260], "q260") not in remembered
+        assert (mids[240] + "~a", "answer 240 and more") in remembered
+    finally:
+        db.close()
