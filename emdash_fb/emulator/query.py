@@ -355,6 +355,8 @@ class Query:
                 return dict(
                     ordered[:n] if self.limit_to_first is not None else ordered[-n:] if n else []
                 )
+        if n is None and self._numeric_range is not None:
+            return self._numeric_window(kids, *self._numeric_range)
         ranked = self._ranked(kids)
         if self.has_range:
             lo, hi = self._bounds
@@ -365,6 +367,43 @@ class Query:
         if n is None or n >= len(ranked):
             return {k: v for _, k, v in ranked}
         return dict(self._limit(ranked, n))
+
+    @cached_property
+    def _numeric_range(self) -> tuple[str, float | None, float | None] | None:
+        """(child, low, high) for a startAt/endAt range on one child with number bounds --
+        the window a stream of a growing collection asks for (``orderBy="at"&startAt=T``)
+        -- or None."""
+        path = self._path
+        if self.order_by in (None, KEY, VALUE_ORDER, PRIORITY_ORDER) or len(path) != 1:
+            return None
+        if self.has_equal_to:
+            return None
+
+        def number(bound: Json, given: bool) -> float | None | bool:
+            if not given:
+                return None
+            return bound if type(bound) in (int, float) else False
+
+        lo, hi = number(self.start_at, self.has_start_at), number(self.end_at, self.has_end_at)
+        if lo is False or hi is False:
+            return None
+        return path[0], lo, hi  # type: ignore[return-value]
+
+    def _numeric_window(
+        self, kids: dict[str, Json], name: str, lo: float | None, hi: float | None
+    ) -> dict[str, Json]:
+        """The children whose ``name`` is a number within [lo, hi]; children whose value
+        is no number are judged by the general order (nulls, booleans sort below numbers,
+        strings and objects above)."""
+        out: dict[str, Json] = {}
+        for k, v in kids.items():
+            x = v.get(name) if type(v) is dict else None
+            if type(x) in (int, float):
+                if (lo is None or x >= lo) and (hi is None or x <= hi):
+                    out[k] = v
+            elif self.in_range(k, v):
+                out[k] = v
+        return out
 
     def ordered(self, node: Json) -> list[tuple[str, Json]]:
         """The selected children of ``node`` as ``(key, value)`` pairs in query order."""
