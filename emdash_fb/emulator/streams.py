@@ -226,19 +226,23 @@ class StreamListener:
             after = at_path(change.new_root, (*here, key))
             before = window.get(key)
             inside = after is not None and query.in_range(key, after)
-            if query.has_limit and (
-                before is None
-                or not inside
-                or query.sort_key(key, before) != query.sort_key(key, after)
-            ):
-                return None
+            if query.has_limit:
+                if before is not None and inside:
+                    if query.sort_key(key, before) != query.sort_key(key, after):
+                        return None  # it moves in the order: something else may move in
+                elif before is None and inside:
+                    if not self._limited_admits(updated, key, after):
+                        continue  # beyond the window's edge: not ours
+                elif before is not None:
+                    return None  # it leaves: whatever replaces it must be found
             if inside:
                 updated[key] = after
             else:
                 updated.pop(key, None)
         out: list[bytes] = []
         inner: list[tuple[Path, Json]] = []  # (path below `here`, value) for staying children
-        for key in sorted(keys):
+        evicted = sorted(window.keys() - updated.keys() - keys)  # pushed out by a newcomer
+        for key in [*evicted, *sorted(keys)]:
             before, after = window.get(key), updated.get(key)
             if before is None and after is None:
                 continue
@@ -267,6 +271,28 @@ class StreamListener:
         if inner:
             out.insert(0, frame("patch", (), {"/".join(p): plain(v) for p, v in inner}))
         return out
+
+    def _limited_admits(self, window: dict[str, Json], key: str, value: Json) -> bool:
+        """Whether a child new to a limited window belongs in it, judged from the window
+        alone (it holds exactly the first or last n in range): it does while the window is
+        short of n, else it takes the place of the window's edge child (removed here) if
+        it sorts beyond it. No rescan of a large collection for each new child."""
+        query = self.query
+        assert query is not None
+        n = query.limit_to_last if query.limit_to_last is not None else query.limit_to_first
+        assert n is not None
+        if len(window) < n:
+            return True
+        if n == 0:
+            return False
+        last = query.limit_to_last is not None
+        keyed = [(query.sort_key(k, v), k) for k, v in window.items()]
+        edge_rank, edge = min(keyed) if last else max(keyed)
+        rank = query.sort_key(key, value)
+        if (rank > edge_rank) if last else (rank < edge_rank):
+            del window[edge]
+            return True
+        return False
 
     def _cached(
         self, change: Change, event: str, rel: Path, value: Json, at: Path | None = None

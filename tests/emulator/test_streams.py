@@ -303,3 +303,30 @@ def test_a_first_snapshot_bigger_than_the_limit_streams_whole_then_live_events_f
         assert stream.next() == ("put", {"path": "/m9999", "data": "live"})
         assert emu.call(lambda: len(emu.server.rtdb.active_streams)) == 1
         stream.close()
+
+
+def test_a_limited_window_follows_many_newcomers_exactly(raw: RawRtdb) -> None:
+    """Children arriving in and out of order at a limitToLast window: what the stream
+    holds is always exactly the last n, as a fresh query gives them."""
+    import random
+
+    raw.set_rules({"rules": {".read": True, ".write": True, "w": {".indexOn": "at"}}})
+    raw.put("w", {f"k{i:03d}": {"at": i * 10} for i in range(50)})
+    sse = open_stream(raw, "w", {"orderBy": '"at"', "limitToLast": "5"})
+    _, first = sse.next()
+    mirror = dict(first["data"])
+    rng = random.Random(7)
+    for j in range(40):
+        at = rng.choice([rng.randrange(0, 500), 1000 + j * 10])  # old ones and new ones
+        raw.put(f"w/n{j:03d}", {"at": at})
+        expected = raw.get("w", params={"orderBy": '"at"', "limitToLast": "5"}).json()
+        while mirror != expected:
+            kind, event = sse.next()
+            assert kind == "put"
+            key = event["path"].strip("/")
+            if event["data"] is None:
+                mirror.pop(key, None)
+            else:
+                mirror[key] = event["data"]
+        assert len(mirror) == 5
+    sse.close()
