@@ -71,5 +71,8 @@ class Terminal:
         return self.child.exitstatus
 
     def close(self) -> None:
-        if self.child.isalive():
-            self.child.terminate(force=True)
+        try:
+            if self.child.isalive():
+                self.child.terminate(force=True)
+        except pexpect.ExceptionPexpect:
+            pass  # already gone and reaped: nothing left to close
