@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # emulator_bench, when imported
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.support
 
 from benchlib import (  # noqa: E402
     bench_parser,

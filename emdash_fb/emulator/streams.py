@@ -216,9 +216,9 @@ class StreamListener:
             keys = set()
             for p, _ in change.items:
                 full = change.base + p
-                if len(full) <= len(here):
+                if is_prefix(full, here):
                     return None  # the location itself (or above it) is replaced
-                if is_prefix(here, full):
+                if len(full) > len(here) and is_prefix(here, full):
                     keys.add(full[len(here)])
         window = self._window
         updated = dict(window)

@@ -98,7 +98,7 @@ def test_query_stream(raw: RawRtdb) -> None:
     raw.put("q/c/n", -1)  # outside before and after: nothing
     raw.put("q/b/n", 6)  # inside before and after: the change itself, at its path
     assert sse.next() == ("put", {"path": "/b/n", "data": 6})
-    raw.patch("", {"q/b/x": 1, "q/c/x": 2, "q/d": {"n": 7}})  # from above, across children
+    raw.patch("", {"q/b/x": 1, "q/c/x": 2, "q/d": {"n": 7}, "r": 1})  # from above, across
     assert sse.next() == ("patch", {"path": "/", "data": {"b/x": 1}})
     assert sse.next() == ("put", {"path": "/d", "data": {"n": 7}})
     sse.close()
