@@ -314,6 +314,8 @@ class RtdbHandler:
         caller = self._caller(request, params)
         ns = self.database.namespace(params.get("ns"))
         if method == "GET":
+            if not caller.admin:  # as on production: reading the rules takes an admin
+                raise PermissionDenied()
             if params.get("format") == "strict":
                 return web.json_response(ns.rules.strict())
             return web.Response(text=ns.rules.source, content_type="application/json")

@@ -158,7 +158,11 @@ def test_rules_file_reloads_when_it_changes(tmp_path: Path) -> None:
             time.sleep(0.1)
         else:
             pytest.fail("rules were not reloaded")
-        rules = requests.get(f"http://{db}/.settings/rules.json?ns=r", timeout=5).text
+        rules = requests.get(
+            f"http://{db}/.settings/rules.json?ns=r",
+            headers={"Authorization": "Bearer owner"},
+            timeout=5,
+        ).text
         assert rules.startswith("// closed now")
         # a broken edit keeps the last good rules and says why on stderr
         (tmp_path / "rules" / "db.rules.json").write_text('{"rules": {".read": "auth ==="}}')

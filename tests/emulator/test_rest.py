@@ -322,9 +322,11 @@ def test_rules_get_put_strict(raw: RawRtdb) -> None:
     text = '{\n  // comment kept\n  "rules": {".read": true, ".write": false}\n}'
     raw.set_rules(text)
     url = f"{raw.base}/.settings/rules.json"
-    got = requests.get(url, params={"ns": raw.ns}, timeout=5)
+    admin = {"Authorization": "Bearer owner"}
+    assert requests.get(url, params={"ns": raw.ns}, timeout=5).status_code == 401  # no admin
+    got = requests.get(url, params={"ns": raw.ns}, headers=admin, timeout=5)
     assert got.text == text
-    strict = requests.get(url, params={"ns": raw.ns, "format": "strict"}, timeout=5)
+    strict = requests.get(url, params={"ns": raw.ns, "format": "strict"}, headers=admin, timeout=5)
     assert strict.json() == {"rules": {".read": True, ".write": False}}
     assert raw.put("x", 1).status_code == 401
     not_owner = requests.put(url, params={"ns": raw.ns}, data='{"rules": {}}', timeout=5)
@@ -337,7 +339,7 @@ def test_rules_get_put_strict(raw: RawRtdb) -> None:
         timeout=5,
     )
     assert bad.status_code == 400 and "error" in bad.json()
-    assert requests.get(url, params={"ns": raw.ns}, timeout=5).text == text
+    assert requests.get(url, params={"ns": raw.ns}, headers=admin, timeout=5).text == text
 
 
 def test_index_not_defined(raw: RawRtdb) -> None:

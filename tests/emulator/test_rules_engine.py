@@ -144,7 +144,13 @@ READ_CASES = [
     pytest.param({".read": "auth != null"}, "/", None, None, False, id="auth-signed-out"),
     pytest.param({".read": "auth == null"}, "/", None, None, True, id="auth-null-comparable"),
     pytest.param(
-        {".read": "auth.uid == 'ada'"}, "/", None, None, False, id="auth-null-property-denies"
+        {".read": "auth.uid == 'ada'"}, "/", None, None, False, id="auth-null-property-is-null"
+    ),
+    pytest.param(
+        {".read": "auth.uid != 'ada'"}, "/", None, None, True, id="signed-out-uid-differs"
+    ),
+    pytest.param(
+        {".read": "auth.token.email === null"}, "/", None, None, True, id="signed-out-claim-null"
     ),
     pytest.param(
         {".read": "auth.token.admin === true"}, "/", None, ADA, True, id="auth-token-claim"
@@ -462,7 +468,9 @@ EXPRESSION_CASES = [
     ("!(1 + true == 2)", False),
     ("!(1 / 'a' == 1)", False),
     ("!(null < 1)", False),
-    ("auth.token.missing.deeper == null", False),
+    # ... but a property of a missing value is null, as on Firebase (issue 14): not an error
+    ("auth.token.missing.deeper == null", True),
+    ("auth.token.missing.deeper != 'x'", True),
     ("data.nope == null", False),
     ("data.nope() == null", False),
     ("'abc'.val() == null", False),
@@ -476,7 +484,7 @@ EXPRESSION_CASES = [
     ("!data.hasChildren('name')", False),
     ("!data.exists(1)", False),
     ("!'abc'.matches('abc')", False),
-    ("data.child('missing').val().length == null", False),
+    ("data.child('missing').val().length == null", True),  # a property of null is null
     ("data == null || true", False),
     ("!(data.child('age').val() == data)", False),
     ("auth.uid", False),

@@ -153,8 +153,12 @@ def _variable(name: str, wildcards: frozenset[str]) -> Compiled:
 
 
 def _property(value: Any, key: Any) -> Any:
-    """``value.key`` / ``value[key]``: lenient on maps (missing is null), strict elsewhere."""
+    """``value.key`` / ``value[key]``: lenient on maps (missing is null) and on a missing
+    value itself (``auth.token.x`` when signed out, a nested token field that isn't
+    there: null, as on Firebase, where the comparison then decides), strict elsewhere."""
     t = type(value)
+    if value is None:
+        return None
     if t is dict:
         if type(key) is not str:
             key = to_js_string(key)
