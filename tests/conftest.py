@@ -11,6 +11,7 @@ import pytest
 
 from emdash_fb.emulator.config import EmulatorConfig
 from emdash_fb.emulator.server import ThreadedEmulator
+from tests.support.external import ExternalEmulator, wanted
 from tests.support.rtdb import RawRtdb
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "database.rules.json"
@@ -18,9 +19,23 @@ RULES = Path(__file__).resolve().parents[1] / "rules" / "database.rules.json"
 _ns_counter = itertools.count()
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--emulator",
+        choices=("bundled", "external"),
+        default=None,
+        help="bundled (default): start our emulator; external: use the one at "
+        "FIREBASE_DATABASE_EMULATOR_HOST / FIREBASE_AUTH_EMULATOR_HOST (see "
+        "tests/support/external.py)",
+    )
+
+
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[ThreadedEmulator]:
+def emulator(request: pytest.FixtureRequest) -> Iterator[ThreadedEmulator]:
     """One allow-all emulator (no rules file, like the official default) for the session."""
+    if wanted(request.config):
+        yield ExternalEmulator()  # type: ignore[misc]  # the same surface, over HTTP
+        return
     with ThreadedEmulator(keep_alive_seconds=1.0) as emu:
         yield emu
 
@@ -45,7 +60,12 @@ def rules_emulator() -> ThreadedEmulator:
 
 
 @pytest.fixture(scope="session")
-def rules_emu() -> Iterator[ThreadedEmulator]:
+def rules_emu(request: pytest.FixtureRequest) -> Iterator[ThreadedEmulator]:
     """The product's database: real rules, default namespace (pyrebase4 can't send ns)."""
+    if wanted(request.config):
+        external = ExternalEmulator()
+        external.load_rules(RULES.read_text())
+        yield external  # type: ignore[misc]  # the same surface, over HTTP
+        return
     with rules_emulator() as emu:
         yield emu
