@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -154,14 +155,14 @@ class SessionView:
         """Read access was lost: kicked, left (elsewhere, e.g. another terminal), or gone."""
         me = self.client.me.uid
         try:
-            kicked: Any = await asyncio.to_thread(self.client.db.get, paths.kicked(self.sid, me))
+            kicked: Any = await _in_daemon_thread(self.client.db.get, paths.kicked(self.sid, me))
         except FirebaseError:
             kicked = None
         if kicked is not None:
             self.on_event(YouWereKicked())
             return
         try:
-            await asyncio.to_thread(self.client.db.get, paths.meta(self.sid))
+            await _in_daemon_thread(self.client.db.get, paths.meta(self.sid))
         except PermissionDenied:
             self.on_event(NoLongerMember())
             return
@@ -200,7 +201,7 @@ class SessionView:
         """The freshest runner heartbeat (``/runners`` is small: one record per runner)."""
         while True:
             try:
-                runners = await asyncio.to_thread(self.client.db.get, "runners")
+                runners = await _in_daemon_thread(self.client.db.get, "runners")
             except FirebaseError:
                 runners = None  # unknown: keep the last reading
             else:
@@ -220,3 +221,30 @@ class SessionView:
 
     def stop(self) -> None:
         self._stopped.set()
+
+
+async def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a daemon thread: a read still retrying through a dead network when
+    the view stops (Ctrl-C in ``watch``) must not hold the process open, as a default
+    executor's thread would (asyncio.run joins those on the way out)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[Any] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not done.done():
+            if ok:
+                done.set_result(value)
+            else:
+                done.set_exception(value)
+
+    def work() -> None:
+        try:
+            result: Any = fn(*args)
+            ok = True
+        except BaseException as exc:  # handed to the awaiting task
+            result, ok = exc, False
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, ok, result)
+
+    threading.Thread(target=work, daemon=True, name="emdash-view-read").start()
+    return await done

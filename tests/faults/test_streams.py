@@ -270,12 +270,22 @@ def test_a_member_who_misses_a_retry_sees_only_the_final_attempts_text(
         wait_for(lambda: final.split()[-1] in watch_out.read_text(), timeout=20)
         time.sleep(0.5)
     finally:
-        watcher.send_signal(signal.SIGINT)
-        _, err = watcher.communicate(timeout=20)
+        # the runners first: one left behind would answer later tests' sessions
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(20)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
+        watcher.send_signal(signal.SIGINT)
+        try:
+            _, err = watcher.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+            watcher.communicate()
+            raise AssertionError("watch did not stop within 20 s of Ctrl-C") from None
     assert b"Traceback" not in err, err
     events = [json.loads(line) for line in watch_out.read_text().splitlines()]
     last_attempt = alice.sessions.state(sid).turns[mid].attempt
