@@ -168,9 +168,19 @@ def test_rules_file_reloads_when_it_changes(tmp_path: Path) -> None:
         (tmp_path / "rules" / "db.rules.json").write_text('{"rules": {".read": "auth ==="}}')
         time.sleep(1.5)
         assert requests.get(f"http://{db}/a.json?ns=r", timeout=5).status_code == 401
+        # so does a type error, though this rule would allow everything if it were let in
+        (tmp_path / "rules" / "db.rules.json").write_text(
+            '{"rules": {\n  ".read": "true || root == null"}}'
+        )
+        time.sleep(1.5)
+        assert requests.get(f"http://{db}/a.json?ns=r", timeout=5).status_code == 401
     finally:
         run.stop()
     assert "not reloaded" in run.stderr
+    assert (
+        "Line 2, column 26: Type error: '==' can't compare a snapshot (the left side);"
+        " compare its val() in .read at /rules" in run.stderr
+    )
 
 
 def test_no_rules_configured_means_allow_all_and_only(tmp_path: Path) -> None:
@@ -206,13 +216,26 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) ->
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_bad_rules_file_is_one_line(tmp_path: Path) -> None:
-    write_config(tmp_path, '{"rules": {".read": "auth ==="}}')
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ('{"rules": {".read": "auth ==="}}', "Line 1, column 30: Unexpected end of expression"),
+        (
+            '{"rules": {".read": "auth.uid.matches(\'^a\')"}}',
+            "Line 1, column 39: Type error: matches() takes a regular expression literal",
+        ),
+    ],
+    ids=["syntax", "type"],
+)
+def test_bad_rules_file_is_one_line(tmp_path: Path, rules: str, message: str) -> None:
+    write_config(tmp_path, rules)
     proc = subprocess.run(
         [*EXE, "emulators", "start"], cwd=tmp_path, capture_output=True, text=True, timeout=30
     )
     assert proc.returncode != 0
-    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert message in lines[0]
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ class RulesError(ValueError):
     """The rules file can't be used; the message is one readable line.
 
     The emulator sends it as the ``{"error": ...}`` body of a 400, e.g.
-    ``Line 3: Unexpected token '}' in .read at /rules/a``.
+    ``Line 3, column 28: Unexpected token '}' in .read at /rules/a``.
     """
 
 
@@ -16,4 +16,12 @@ class EvalError(Exception):
 
 
 class ExpressionError(RulesError):
-    """A problem inside one expression; the rule loader prefixes line and rule location."""
+    """A problem inside one expression; the rule loader prefixes line, column and location.
+
+    ``pos`` is the offset in the expression the problem points at (None when
+    the whole expression is meant).
+    """
+
+    def __init__(self, message: str, pos: int | None = None) -> None:
+        super().__init__(message)
+        self.pos = pos

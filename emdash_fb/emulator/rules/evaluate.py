@@ -30,6 +30,7 @@ from .operators import BINARY, kind_of, negate, require_bool, to_js_string
 from .parser import parse
 from .regex import compile_regex
 from .snapshot import Snapshot
+from .typecheck import check_rule, scope
 
 
 class Context:
@@ -62,7 +63,8 @@ Rule = Callable[[Context], bool]
 
 
 def compile_rule(source: str | bool, wildcards: frozenset[str]) -> Rule:
-    """A rule function from a rules-file value; raises ExpressionError on bad syntax.
+    """A rule function from a rules-file value; raises ExpressionError on bad syntax
+    or on a type error (see typecheck.py).
 
     The rule is true only when the expression yields exactly ``true``; any
     evaluation error makes it false.
@@ -72,8 +74,7 @@ def compile_rule(source: str | bool, wildcards: frozenset[str]) -> Rule:
     tree = parse(source)
     if isinstance(tree, Literal) and type(tree.value) is bool:
         return _constant_rule(tree.value)
-    if _never_boolean(tree):
-        raise ExpressionError("Expression must evaluate to a boolean")
+    check_rule(tree, scope(wildcards))
     compiled = _compile(tree, wildcards)
 
     def rule(ctx: Context) -> bool:
@@ -87,14 +88,6 @@ def compile_rule(source: str | bool, wildcards: frozenset[str]) -> Rule:
 
 def _constant_rule(value: bool) -> Rule:
     return (lambda ctx: True) if value else (lambda ctx: False)
-
-
-def _never_boolean(tree: Node) -> bool:
-    if isinstance(tree, Literal | ArrayLiteral | RegexLiteral):
-        return True
-    if isinstance(tree, Unary):
-        return tree.op == "-"
-    return isinstance(tree, Binary) and tree.op in ("+", "-", "*", "/", "%")
 
 
 def _compile(node: Node, wildcards: frozenset[str]) -> Compiled:
@@ -123,7 +116,10 @@ def _compile(node: Node, wildcards: frozenset[str]) -> Compiled:
             parts = [_compile(item, wildcards) for item in items]
             return lambda ctx: [part(ctx) for part in parts]
         case RegexLiteral(pattern, flags):
-            regex = compile_regex(pattern, flags)
+            try:
+                regex = compile_regex(pattern, flags)
+            except ExpressionError as exc:
+                raise ExpressionError(str(exc), node.pos) from None
             return lambda ctx: regex
     raise ExpressionError(f"Unsupported expression {node!r}")  # pragma: no cover
 

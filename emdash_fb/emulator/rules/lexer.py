@@ -94,14 +94,14 @@ def tokenize(source: str) -> list[Token]:
             try:
                 value: float | int = float(text) if any(c in text for c in ".eE") else int(text)
             except ValueError:  # more digits than Python converts
-                raise ExpressionError("Number too long") from None
+                raise ExpressionError("Number too long", pos) from None
             token = Token(Kind.NUMBER, text, value, pos)
         elif match := _NAME.match(source, pos):
             token = Token(Kind.NAME, match.group(), match.group(), pos)
         else:
             punct = next((p for p in _PUNCTUATORS if source.startswith(p, pos)), None)
             if punct is None:
-                raise ExpressionError(f"Unexpected token '{ch}'")
+                raise ExpressionError(f"Unexpected token '{ch}'", pos)
             token = Token(Kind.PUNCT, punct, punct, pos)
         tokens.append(token)
         pos = token.pos + len(token.text)
@@ -120,7 +120,7 @@ def _string(source: str, start: int) -> Token:
     parts: list[str] = []
     while True:
         if pos >= len(source):
-            raise ExpressionError("Unterminated string")
+            raise ExpressionError("Unterminated string", start)
         ch = source[pos]
         if ch == quote:
             return Token(Kind.STRING, source[start : pos + 1], "".join(parts), start)
@@ -130,12 +130,12 @@ def _string(source: str, start: int) -> Token:
             continue
         code = source[pos + 1 : pos + 2]
         if not code:
-            raise ExpressionError("Unterminated string")
+            raise ExpressionError("Unterminated string", start)
         if code in ("u", "x"):
             width = 4 if code == "u" else 2
             digits = source[pos + 2 : pos + 2 + width]
             if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits):
-                raise ExpressionError(f"Invalid \\{code} escape in string")
+                raise ExpressionError(f"Invalid \\{code} escape in string", pos)
             parts.append(chr(int(digits, 16)))
             pos += 2 + width
         else:
@@ -149,7 +149,7 @@ def _regex(source: str, start: int) -> Token:
     in_class = False
     while True:
         if pos >= len(source):
-            raise ExpressionError("Unterminated regular expression")
+            raise ExpressionError("Unterminated regular expression", start)
         ch = source[pos]
         if ch == "\\":
             pos += 2
@@ -166,5 +166,5 @@ def _regex(source: str, start: int) -> Token:
     end = pos + 1 + len(flags)
     body = source[start + 1 : pos]
     if not body:
-        raise ExpressionError("Empty regular expression")
+        raise ExpressionError("Empty regular expression", start)
     return Token(Kind.REGEX, source[start:end], (body, flags), start)

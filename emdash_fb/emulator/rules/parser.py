@@ -1,4 +1,9 @@
-"""Parse a rule expression into a syntax tree (a Pratt parser with JS precedence)."""
+"""Parse a rule expression into a syntax tree (a Pratt parser with JS precedence).
+
+Methods may be called by name (``data.exists()``) or through brackets with a
+string literal (``data["exists"]()``), as in Firebase; a computed name can't
+be called.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ def parse(source: str) -> Node:
     """The syntax tree of ``source``; raises ExpressionError on bad syntax."""
     parser = _Parser(tokenize(source))
     if parser.peek().kind is Kind.END:
-        raise ExpressionError("Empty expression")
+        raise ExpressionError("Empty expression", 0)
     node = parser.expression(0)
     parser.expect_end()
     return node
@@ -82,8 +87,8 @@ class _Parser:
     def unexpected(self) -> ExpressionError:
         token = self.peek()
         if token.kind is Kind.END:
-            return ExpressionError("Unexpected end of expression")
-        return ExpressionError(f"Unexpected token '{token.text}'")
+            return ExpressionError("Unexpected end of expression", token.pos)
+        return ExpressionError(f"Unexpected token '{token.text}'", token.pos)
 
     def expression(self, min_power: int) -> Node:
         left = self.postfix(self.prefix())
@@ -97,36 +102,39 @@ class _Parser:
                 then = self.expression(0)
                 self.expect(":")
                 # right-associative: a ? b : c ? d : e
-                left = Conditional(left, then, self.expression(_CONDITIONAL - 1))
+                otherwise = self.expression(_CONDITIONAL - 1)
+                left = Conditional(left, then, otherwise, pos=token.pos)
                 continue
             power = _INFIX.get(op)
             if power is None or power <= min_power:
                 return left
             self.advance()
             right = self.expression(power)
-            left = Logical(op, left, right) if op in ("&&", "||") else Binary(op, left, right)
+            kind = Logical if op in ("&&", "||") else Binary
+            left = kind(op, left, right, pos=token.pos)
 
     def prefix(self) -> Node:
         token = self.peek()
         if token.kind is Kind.END or (token.kind is Kind.PUNCT and token.text not in "([!-"):
             raise self.unexpected()
         self.advance()
+        at = token.pos
         if token.kind in (Kind.NUMBER, Kind.STRING):
-            return Literal(token.value)
+            return Literal(token.value, pos=at)
         if token.kind is Kind.REGEX:
             pattern, flags = token.value  # type: ignore[misc]
-            return RegexLiteral(pattern, flags)
+            return RegexLiteral(pattern, flags, pos=at)
         if token.kind is Kind.NAME:
             if token.text in _KEYWORDS:
-                return Literal(_KEYWORDS[token.text])
-            return Name(token.text)
+                return Literal(_KEYWORDS[token.text], pos=at)
+            return Name(token.text, pos=at)
         if token.text == "(":
             inner = self.expression(0)
             self.expect(")")
             return inner
         if token.text == "[":
-            return ArrayLiteral(self.list_until("]"))
-        return Unary(token.text, self.expression(_UNARY))
+            return ArrayLiteral(self.list_until("]"), pos=at)
+        return Unary(token.text, self.expression(_UNARY), pos=at)
 
     def postfix(self, node: Node) -> Node:
         while True:
@@ -138,18 +146,28 @@ class _Parser:
                 self.advance()
                 if self.is_punct("("):
                     self.advance()
-                    node = Call(node, name.text, self.list_until(")"))
+                    node = Call(node, name.text, self.list_until(")"), pos=name.pos)
                 else:
-                    node = Member(node, name.text)
+                    node = Member(node, name.text, pos=name.pos)
             elif self.is_punct("["):
                 self.advance()
                 key = self.expression(0)
                 self.expect("]")
-                node = Index(node, key)
+                node = Index(node, key, pos=key.pos)
             elif self.is_punct("("):
-                raise ExpressionError("Only methods can be called, as in data.val()")
+                node = self.bracket_call(node)
             else:
                 return node
+
+    def bracket_call(self, callee: Node) -> Call:
+        """``obj["method"](args)``: the name must be a string literal, as in Firebase."""
+        at = self.peek().pos
+        if not (isinstance(callee, Index) and isinstance(callee.key, Literal)):
+            raise ExpressionError("Only methods can be called, as in data.val()", at)
+        if type(callee.key.value) is not str:
+            raise ExpressionError("A method name in brackets must be a string", callee.pos)
+        self.advance()
+        return Call(callee.obj, callee.key.value, self.list_until(")"), pos=callee.pos)
 
     def list_until(self, closer: str) -> tuple[Node, ...]:
         items: list[Node] = []

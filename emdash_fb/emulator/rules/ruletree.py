@@ -113,7 +113,12 @@ class _Builder:
         try:
             return compile_rule(value, wildcards)
         except ExpressionError as exc:
-            raise self.fail((*at, kind), f"{exc} in {kind} at {_location(at)}") from None
+            where = (*at, kind)
+            column = self.loaded.column_of(where, exc.pos)
+            line = f"Line {self.loaded.line_of(where)}"
+            if column is not None:
+                line += f", column {column}"
+            raise RulesError(f"{line}: {exc} in {kind} at {_location(at)}") from None
         except RecursionError:
             raise self.fail(
                 (*at, kind), f"Expression nested too deeply in {kind} at {_location(at)}"

@@ -1,8 +1,8 @@
 """Load rules file text: JSON that may carry ``//`` and ``/* */`` comments.
 
 A small recursive-descent reader instead of ``json.loads`` so that every value
-keeps the line it starts on; expression errors found later can then point at
-the right line of the file.
+keeps the line and column it starts on; expression errors found later can then
+point at the right place in the file, even through escapes in the string.
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ _LITERALS = {"true": True, "false": False, "null": None}
 
 @dataclass
 class LoadedSource:
-    """The parsed JSON value and, for every value in it, the line it starts on."""
+    """The parsed JSON value and, for every value in it, where it starts."""
 
     value: Any
     lines: dict[JsonPath, int] = field(default_factory=dict)
+    columns: dict[JsonPath, int] = field(default_factory=dict)  # 1-based
+    # For each string value, the raw offset (after the opening quote) of each decoded character.
+    string_offsets: dict[JsonPath, list[int]] = field(default_factory=dict)
 
     def line_of(self, path: JsonPath) -> int:
         """The line of the value at ``path`` (or of its nearest located ancestor)."""
@@ -33,13 +36,20 @@ class LoadedSource:
             path = path[:-1]
         return self.lines.get(path, 1)
 
+    def column_of(self, path: JsonPath, offset: int | None) -> int | None:
+        """The file column of character ``offset`` inside the string value at ``path``."""
+        offsets = self.string_offsets.get(path)
+        if offset is None or offsets is None or path not in self.columns:
+            return None
+        return self.columns[path] + 1 + offsets[min(offset, len(offsets) - 1)]
+
 
 def load_source(text: str) -> LoadedSource:
     """Parse ``text``; raise RulesError naming the line of the first problem."""
-    reader = _Reader(text)
     loaded = LoadedSource(None)
+    reader = _Reader(text, loaded)
     reader.skip_space()
-    loaded.value = reader.value((), loaded.lines)
+    loaded.value = reader.value(())
     reader.skip_space()
     if reader.pos < len(text):
         reader.fail("Unexpected text after the end of the JSON value")
@@ -47,9 +57,10 @@ def load_source(text: str) -> LoadedSource:
 
 
 class _Reader:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, loaded: LoadedSource) -> None:
         self.text = text
         self.pos = 0
+        self.loaded = loaded
 
     def line(self, pos: int | None = None) -> int:
         return self.text.count("\n", 0, self.pos if pos is None else pos) + 1
@@ -87,16 +98,20 @@ class _Reader:
         ch = self.peek()
         return "end of file" if not ch else repr(ch)
 
-    def value(self, path: JsonPath, lines: dict[JsonPath, int]) -> Any:
+    def value(self, path: JsonPath) -> Any:
         self.skip_space()
-        lines[path] = self.line()
+        self.loaded.lines[path] = self.line()
+        self.loaded.columns[path] = self.pos - (self.text.rfind("\n", 0, self.pos) + 1) + 1
         ch = self.peek()
         if ch == "{":
-            return self.object(path, lines)
+            return self.object(path)
         if ch == "[":
-            return self.array(path, lines)
+            return self.array(path)
         if ch == '"':
-            return self.string()
+            offsets: list[int] = []
+            value = self.string(offsets)
+            self.loaded.string_offsets[path] = offsets
+            return value
         match = _NUMBER.match(self.text, self.pos)
         if match:
             self.pos = match.end()
@@ -111,7 +126,7 @@ class _Reader:
                 return literal
         self.fail(f"Expected a JSON value but found {self.describe()}")
 
-    def object(self, path: JsonPath, lines: dict[JsonPath, int]) -> dict[str, Any]:
+    def object(self, path: JsonPath) -> dict[str, Any]:
         self.pos += 1
         out: dict[str, Any] = {}
         self.skip_space()
@@ -127,7 +142,7 @@ class _Reader:
             if key in out:
                 self.fail(f"Duplicate key {key!r}", key_pos)
             self.expect(":", "':'")
-            out[key] = self.value((*path, key), lines)
+            out[key] = self.value((*path, key))
             self.skip_space()
             if self.peek() == ",":
                 self.pos += 1
@@ -135,7 +150,7 @@ class _Reader:
             self.expect("}", "',' or '}'")
             return out
 
-    def array(self, path: JsonPath, lines: dict[JsonPath, int]) -> list[Any]:
+    def array(self, path: JsonPath) -> list[Any]:
         self.pos += 1
         out: list[Any] = []
         self.skip_space()
@@ -143,7 +158,7 @@ class _Reader:
             self.pos += 1
             return out
         while True:
-            out.append(self.value((*path, str(len(out))), lines))
+            out.append(self.value((*path, str(len(out)))))
             self.skip_space()
             if self.peek() == ",":
                 self.pos += 1
@@ -151,7 +166,8 @@ class _Reader:
             self.expect("]", "',' or ']'")
             return out
 
-    def string(self) -> str:
+    def string(self, offsets: list[int] | None = None) -> str:
+        """A string; ``offsets`` (if given) gets each decoded character's raw offset."""
         text = self.text
         start = self.pos
         self.pos += 1
@@ -160,7 +176,9 @@ class _Reader:
             if self.pos >= len(text):
                 self.fail("Unterminated string", start)
             ch = text[self.pos]
-            if ch == '"':
+            if offsets is not None:
+                offsets.append(self.pos - start - 1)
+            if ch == '"':  # its offset stays in ``offsets``: where the end of the text points
                 self.pos += 1
                 return "".join(parts)
             if ch == "\\":
