@@ -109,11 +109,11 @@ def multiply(a: Any, b: Any) -> Any:
 
 
 def divide(a: Any, b: Any) -> Any:
+    """``a / b``. Any division by zero is NaN, not JS's Infinity: live Firebase
+    gives ``(1/0 + '') == 'NaN'`` and ``1/0`` neither above nor below 2."""
     x, y = require_number(a, "/"), require_number(b, "/")
     if y == 0:
-        if x == 0 or math.isnan(x):
-            return math.nan
-        return math.copysign(math.inf, x) * math.copysign(1.0, y)
+        return math.nan
     if type(x) is int and type(y) is int and x % y == 0:
         return x // y
     return x / y
