@@ -412,6 +412,9 @@ EXPRESSION_CASES = [
     ("'v' + 0.5 * 4 == 'v2'", True),
     ("'v' + 1e21 == 'v1e+21'", True),
     ("'v' + 1.5e-7 == 'v1.5e-7'", True),
+    # run-time '+' of a string with a boolean or null is an error, not JS's 'Adatrue'
+    ("!(data.child('name').val() + data.child('flag').val() == 'x')", False),
+    ("!(data.child('name').val() + data.child('missing').val() == 'x')", False),
     ("7 - 10 == -3", True),
     ("2 * 3 == 6", True),
     ("7 / 2 == 3.5", True),
@@ -552,6 +555,65 @@ def test_type_errors_refuse_the_rules(expression: str, message: str) -> None:
         ruleset({"x": {".read": expression}})
     assert message in str(caught.value)
     assert str(caught.value).startswith("Line 1, column ")
+
+
+# --- operators on auth fields, signed in or out (outcomes recorded against live Firebase) -----
+
+FIELDS = {"uid": "u1", "someString": "one", "someInt": 1, "someBool": True, "someList": ["a"]}
+SIGNED_OUT = None
+
+AUTH_EXPRESSION_CASES = [
+    # '+': numbers add, strings concatenate with strings and numbers either way round
+    pytest.param("(auth.someString + 1) == 'one1'", FIELDS, True, id="string-plus-number"),
+    pytest.param("(1 + auth.someString) == '1one'", FIELDS, True, id="number-plus-string"),
+    pytest.param("(auth.someInt + 1) == 2", FIELDS, True, id="number-plus-number"),
+    pytest.param("(auth.someString + '!') == 'one!'", FIELDS, True, id="string-plus-string"),
+    # ... anything else is an error, which denies (so neither the test nor its negation allows)
+    pytest.param("(1 + auth.none) == 1", FIELDS, False, id="number-plus-null"),
+    pytest.param("!((1 + auth.none) == 1)", FIELDS, False, id="number-plus-null-errors"),
+    pytest.param("('users/' + auth.uid) == 'users/null'", SIGNED_OUT, False, id="str-plus-null"),
+    pytest.param("!(('users/' + auth.uid) == 'x')", SIGNED_OUT, False, id="str-plus-null-errors"),
+    pytest.param("root.child('users/' + auth.uid).exists()", FIELDS, True, id="uid-path-signed-in"),
+    pytest.param(
+        "!root.child('users/' + auth.uid).exists()", SIGNED_OUT, False, id="uid-path-signed-out"
+    ),
+    pytest.param("!((1 + auth.someBool) == 2)", FIELDS, False, id="number-plus-boolean"),
+    pytest.param("!(('a' + auth.someBool) == 'x')", FIELDS, False, id="string-plus-boolean"),
+    pytest.param("('a' + auth.someBool) == 'atrue'", FIELDS, False, id="no-js-boolean-string"),
+    pytest.param("!(('a' + auth) == 'x')", FIELDS, False, id="string-plus-object"),
+    pytest.param("!((auth.someList + 'b') == 'x')", FIELDS, False, id="array-plus-string"),
+    pytest.param("!((1 + auth.someList) == 2)", FIELDS, False, id="number-plus-array"),
+    pytest.param("!((auth.none + auth.none) == 0)", FIELDS, False, id="null-plus-null"),
+    # the other arithmetic operators take numbers only
+    pytest.param("!((auth.someString - 1) == 0)", FIELDS, False, id="string-minus"),
+    pytest.param("!((auth.none * 2) == 0)", FIELDS, False, id="null-times"),
+    pytest.param("!((auth.someString / 2) == 3)", FIELDS, False, id="string-divided"),
+    pytest.param("!((auth.someBool % 2) == 1)", FIELDS, False, id="boolean-remainder"),
+    pytest.param("!(-auth.someString == 0)", FIELDS, False, id="negate-string"),
+    pytest.param("!(-auth.none == 0)", FIELDS, False, id="negate-null"),
+    pytest.param("-auth.someInt == -1", FIELDS, True, id="negate-number"),
+    # ordering needs two numbers or two strings: null or mixed types are errors
+    pytest.param("!(auth.foo > 'foo')", SIGNED_OUT, False, id="null-above-string"),
+    pytest.param("!(auth.foo < 'foo')", SIGNED_OUT, False, id="null-below-string"),
+    pytest.param("!(auth.someInt > 'one')", FIELDS, False, id="number-above-string"),
+    pytest.param("!(auth.someString <= 1)", FIELDS, False, id="string-below-number"),
+    pytest.param("!(auth.someBool >= 1)", FIELDS, False, id="boolean-ordering"),
+    pytest.param("auth.someString > 'a'", FIELDS, True, id="strings-ordered"),
+    # equality never errors: a missing value is just unequal
+    pytest.param("auth.foo != 'foo'", SIGNED_OUT, True, id="missing-differs"),
+    pytest.param("auth.foo == 'foo'", SIGNED_OUT, False, id="missing-not-equal"),
+    pytest.param("auth.foo === null", SIGNED_OUT, True, id="missing-is-null"),
+    pytest.param("auth.foo !== 'foo'", SIGNED_OUT, True, id="missing-strictly-differs"),
+    pytest.param("'one' == auth.someInt", FIELDS, False, id="string-vs-number"),
+    pytest.param("'one' != auth.someInt", FIELDS, True, id="string-vs-number-differs"),
+    pytest.param("'one' == auth.someString", FIELDS, True, id="string-equal"),
+]
+
+
+@pytest.mark.parametrize(("expression", "auth", "expected"), AUTH_EXPRESSION_CASES)
+def test_expression_with_auth(expression: str, auth: dict[str, Any] | None, expected: bool) -> None:
+    data = {**DATA, "users": {"u1": {"name": "U"}}}
+    assert read({"x": {".read": expression}}, "/x", data, auth) is expected
 
 
 # --- writes: cascade, newData/data/root, validate, multi-path --------------------------

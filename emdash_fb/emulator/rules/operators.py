@@ -95,9 +95,20 @@ def to_js_string(v: Any) -> str:
 
 
 def add(a: Any, b: Any) -> Any:
-    if type(a) is str or type(b) is str:
+    """``a + b``: numbers add; a string with a string or a number concatenates.
+
+    Anything else is an EvalError, as on live Firebase: ``'users/' + auth.uid``
+    signed out, ``1 + true``, an object or array. (JS would make "null" or "true".)
+    """
+    if is_number(a) and is_number(b):
+        return a + b
+    if _concatenable(a) and _concatenable(b) and (type(a) is str or type(b) is str):
         return to_js_string(a) + to_js_string(b)
-    return require_number(a, "+") + require_number(b, "+")
+    raise EvalError(f"'+' needs numbers or strings, got {kind_of(a)} and {kind_of(b)}")
+
+
+def _concatenable(v: Any) -> bool:
+    return type(v) is str or is_number(v)
 
 
 def subtract(a: Any, b: Any) -> Any:
