@@ -278,10 +278,14 @@ class Query:
         return self.order_by
 
     def rules_view(self) -> dict[str, Json]:
-        """The rules engine's ``query`` variable."""
+        """The rules engine's ``query`` variable.
+
+        Exactly one ordering is set. A query without ``orderBy`` (``shallow``, or
+        limits in the default order) reads as ordered by key, as on live Firebase.
+        """
         child = self.order_by if self.order_by not in (None, *_SPECIAL_ORDERS) else None
         return {
-            "orderByKey": self.order_by == KEY,
+            "orderByKey": self.order_by in (None, KEY),
             "orderByValue": self.order_by == VALUE_ORDER,
             "orderByPriority": self.order_by == PRIORITY_ORDER,
             "orderByChild": child,

@@ -356,3 +356,70 @@ def test_index_not_defined(raw: RawRtdb) -> None:
     r = raw.get("plain", params={"orderBy": '"$value"'})
     assert r.status_code == 400 and '".value"' in r.json()["error"]
     assert raw.get("plain", params={"orderBy": '"$key"'}).status_code == 200
+
+
+# -- query.* in read rules, from real query strings ---------------------------
+
+KEY_ORDER = {
+    "orderByKey": True,
+    "orderByValue": False,
+    "orderByPriority": False,
+    "orderByChild": None,
+    "startAt": None,
+    "endAt": None,
+    "equalTo": None,
+    "limitToFirst": None,
+    "limitToLast": None,
+}
+NOT_KEY = {**KEY_ORDER, "orderByKey": False}
+
+
+@pytest.mark.parametrize(
+    ("query_string", "expected"),
+    [
+        pytest.param("", KEY_ORDER, id="no-query"),
+        pytest.param("shallow=true", KEY_ORDER, id="shallow"),
+        pytest.param(
+            "shallow=true&limitToFirst=2", {**KEY_ORDER, "limitToFirst": 2}, id="default-order"
+        ),
+        pytest.param(
+            'orderBy="$key"&startAt="b"&endAt="m"&limitToLast=3',
+            {**KEY_ORDER, "startAt": "b", "endAt": "m", "limitToLast": 3},
+            id="key",
+        ),
+        pytest.param(
+            'orderBy="$value"&startAt=5&endAt=9.5',
+            {**NOT_KEY, "orderByValue": True, "startAt": 5, "endAt": 9.5},
+            id="value",
+        ),
+        pytest.param(
+            'orderBy="$priority"&equalTo="p"&limitToFirst=1',
+            {**NOT_KEY, "orderByPriority": True, "equalTo": "p", "limitToFirst": 1},
+            id="priority",
+        ),
+        pytest.param(
+            'orderBy="foo/bar"&equalTo=true&limitToLast=4',
+            {**NOT_KEY, "orderByChild": "foo/bar", "equalTo": True, "limitToLast": 4},
+            id="child",
+        ),
+    ],
+)
+def test_query_variables_in_read_rules(
+    raw: RawRtdb, query_string: str, expected: dict[str, object]
+) -> None:
+    """Each query.* variable as a read rule sees it: /q/all checks all nine, and
+    /q/<variable> grants only if that one variable is NOT what we expect."""
+    literals = {name: json.dumps(value) for name, value in expected.items()}
+    indexed = {".indexOn": [".value", "foo/bar"]}
+    every = " && ".join(f"query.{name} === {lit}" for name, lit in literals.items())
+    probes = {
+        name: {**indexed, ".read": f"query.{name} !== {lit}"} for name, lit in literals.items()
+    }
+    raw.set_rules({"rules": {"q": {"all": {**indexed, ".read": every}, **probes}}})
+
+    def status(path: str) -> int:
+        url = f"{raw.url(path)}?ns={raw.ns}" + (f"&{query_string}" if query_string else "")
+        return raw.http.get(url, timeout=10).status_code
+
+    assert status("q/all") == 200
+    assert {name: status(f"q/{name}") for name in expected} == dict.fromkeys(expected, 401)

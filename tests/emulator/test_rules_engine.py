@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from emdash_fb.emulator.query import parse_query
 from emdash_fb.emulator.rules import RulesError, RuleSet
 from emdash_fb.emulator.values import normalize, set_at
 
@@ -247,37 +248,28 @@ def test_read(
 # --- query.* in read rules -----------------------------------------------------------
 
 OWNED = {"items": {".read": "query.orderByChild == 'owner' && query.equalTo == auth.uid"}}
-NO_QUERY_ARGS = {
-    "orderByKey": False,
-    "orderByValue": False,
-    "orderByPriority": False,
-    "orderByChild": None,
-    "startAt": None,
-    "endAt": None,
-    "equalTo": None,
-    "limitToFirst": None,
-    "limitToLast": None,
-}
 
 
-def query(**overrides: Any) -> dict[str, Any]:
-    return {**NO_QUERY_ARGS, **overrides}
+def query(**params: str) -> dict[str, Any] | None:
+    """``query.*`` for a REST query string's decoded parameters, as the database builds it."""
+    parsed = parse_query(params)
+    return None if parsed.is_empty else parsed.rules_view()
 
 
 QUERY_CASES = [
-    pytest.param(OWNED, query(orderByChild="owner", equalTo="ada"), True, id="own-items"),
-    pytest.param(OWNED, query(orderByChild="owner", equalTo="bob"), False, id="others-items"),
-    pytest.param(OWNED, query(orderByKey=True), False, id="wrong-order"),
+    pytest.param(OWNED, query(orderBy='"owner"', equalTo='"ada"'), True, id="own-items"),
+    pytest.param(OWNED, query(orderBy='"owner"', equalTo='"bob"'), False, id="others-items"),
+    pytest.param(OWNED, query(orderBy='"$key"'), False, id="wrong-order"),
     pytest.param(OWNED, None, False, id="no-query"),
     pytest.param(
         {"items": {".read": "query.limitToFirst <= 10"}},
-        query(limitToFirst=5),
+        query(orderBy='"$key"', limitToFirst="5"),
         True,
         id="limit-within",
     ),
     pytest.param(
         {"items": {".read": "query.limitToFirst <= 10"}},
-        query(limitToFirst=50),
+        query(orderBy='"$key"', limitToFirst="50"),
         False,
         id="limit-over",
     ),
@@ -285,25 +277,40 @@ QUERY_CASES = [
         {"items": {".read": "query.limitToFirst <= 10"}}, None, False, id="limit-null-errors"
     ),
     pytest.param(
-        {"items": {".read": "query.orderByKey == false && query.limitToLast == null"}},
+        {"items": {".read": "query.orderByKey == true && query.limitToLast == null"}},
         None,
         True,
-        id="no-query-reads-false-and-null",
+        id="no-query-reads-key-order-and-null",
+    ),
+    pytest.param(
+        {"items": {".read": "query.orderByKey == false"}},
+        None,
+        False,
+        id="no-query-is-not-unordered",
     ),
     pytest.param(
         {"items": {".read": "query.orderByKey && query.startAt == 'b'"}},
-        query(orderByKey=True, startAt="b"),
+        query(orderBy='"$key"', startAt='"b"'),
         True,
         id="order-by-key-start-at",
     ),
     pytest.param(
         {"items": {".read": "query.orderByValue || query.orderByPriority"}},
-        query(orderByPriority=True),
+        query(orderBy='"$priority"'),
         True,
         id="order-by-priority",
     ),
     pytest.param(
-        {"items": {".read": "query.endAt == 10"}}, query(endAt=10), True, id="end-at-number"
+        {"items": {".read": "query.orderByKey"}},
+        query(orderBy='"$priority"'),
+        False,
+        id="order-by-priority-not-key",
+    ),
+    pytest.param(
+        {"items": {".read": "query.endAt == 10"}},
+        query(orderBy='"$value"', endAt="10"),
+        True,
+        id="end-at-number",
     ),
 ]
 
@@ -313,6 +320,58 @@ def test_read_query(
     tree: dict[str, Any], query_args: dict[str, Any] | None, expected: bool
 ) -> None:
     assert read(tree, "/items", None, ADA, query=query_args) is expected
+
+
+KEY_ORDER = {
+    "orderByKey": True,
+    "orderByValue": False,
+    "orderByPriority": False,
+    "orderByChild": None,
+    "startAt": None,
+    "endAt": None,
+    "equalTo": None,
+    "limitToFirst": None,
+    "limitToLast": None,
+}
+NOT_KEY = {**KEY_ORDER, "orderByKey": False}
+
+# (decoded query parameters, every query.* variable a read rule sees), one per kind of order
+QUERY_VIEWS = {
+    "no-query": ({}, KEY_ORDER),
+    "shallow": ({"shallow": "true"}, KEY_ORDER),
+    "default-order": (
+        {"shallow": "true", "limitToFirst": "2"},
+        {**KEY_ORDER, "limitToFirst": 2},
+    ),
+    "key": (
+        {"orderBy": '"$key"', "startAt": '"b"', "endAt": '"m"', "limitToLast": "3"},
+        {**KEY_ORDER, "startAt": "b", "endAt": "m", "limitToLast": 3},
+    ),
+    "value": (
+        {"orderBy": '"$value"', "startAt": "5", "endAt": "9.5"},
+        {**NOT_KEY, "orderByValue": True, "startAt": 5, "endAt": 9.5},
+    ),
+    "priority": (
+        {"orderBy": '"$priority"', "equalTo": '"p"', "limitToFirst": "1"},
+        {**NOT_KEY, "orderByPriority": True, "equalTo": "p", "limitToFirst": 1},
+    ),
+    "child": (
+        {"orderBy": '"foo/bar"', "equalTo": "true", "limitToLast": "4"},
+        {**NOT_KEY, "orderByChild": "foo/bar", "equalTo": True, "limitToLast": 4},
+    ),
+}
+
+
+@pytest.mark.parametrize("variable", list(KEY_ORDER))
+@pytest.mark.parametrize("kind", list(QUERY_VIEWS))
+def test_query_variables_per_order(kind: str, variable: str) -> None:
+    params, expected = QUERY_VIEWS[kind]
+    literal = json.dumps(expected[variable])
+    view = query(**params)
+    same = {"items": {".read": f"query.{variable} === {literal}"}}
+    differs = {"items": {".read": f"query.{variable} !== {literal}"}}
+    assert read(same, "/items", None, None, query=view) is True
+    assert read(differs, "/items", None, None, query=view) is False
 
 
 # --- expressions: operators, snapshot and string methods, regex, errors -----------------

@@ -22,9 +22,10 @@ from .source import load_source
 Path = tuple[str, ...]
 
 _ALLOW_ALL = '{"rules": {".read": true, ".write": true}}'
-# What query.* reads as for plain reads and writes. Shared, never mutated: expressions can't assign.
+# What query.* reads as for plain reads and writes: key order, no bounds or limits, as
+# live Firebase answers a read without a query. Shared, never mutated: expressions can't assign.
 _NO_QUERY: dict[str, Any] = {
-    "orderByKey": False,
+    "orderByKey": True,
     "orderByValue": False,
     "orderByPriority": False,
     "orderByChild": None,
