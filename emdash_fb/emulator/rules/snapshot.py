@@ -6,6 +6,7 @@ building one per rule location costs nothing until a rule looks inside.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..values import Json, at_path, child, children, get_priority, leaf_value, plain
@@ -13,6 +14,7 @@ from .errors import EvalError
 from .operators import is_number
 
 _UNRESOLVED: Any = object()
+_BAD_KEY_CHAR = re.compile(r"[.#$\[\]]")
 
 
 class Snapshot:
@@ -34,8 +36,15 @@ class Snapshot:
         return f"Snapshot(/{'/'.join(self.path)})"
 
     def child(self, relative: str) -> Snapshot:
-        """The snapshot at a slash-separated path below this one."""
-        keys = [key for key in relative.split("/") if key]
+        """The snapshot at a slash-separated path below this one.
+
+        An empty segment (``''``, ``'a//b'``, a leading or trailing ``/``) or one
+        holding ``. # $ [ ]`` is an EvalError, as on Firebase, never skipped.
+        """
+        keys = relative.split("/")
+        for key in keys:
+            if not key or _BAD_KEY_CHAR.search(key):
+                raise EvalError(f"invalid child path {relative!r}")
         node = self.node
         for key in keys:
             node = child(node, key) if node is not None else None
