@@ -423,3 +423,16 @@ def test_query_variables_in_read_rules(
 
     assert status("q/all") == 200
     assert {name: status(f"q/{name}") for name in expected} == dict.fromkeys(expected, 401)
+
+
+def test_priority_validated_like_a_child(raw: RawRtdb) -> None:
+    """A record whose $other refuses unknown keys refuses a priority; one without takes it."""
+    refuses = {"a": {".validate": True}, "$other": {".validate": False}}
+    raw.set_rules({"rules": {".read": True, ".write": True, "strict": refuses, "loose": {}}})
+    denied = raw.put("strict", {"a": 1, ".priority": 5})
+    assert denied.status_code == 401 and denied.json() == {"error": "Permission denied"}
+    assert raw.patch("/", {"strict": {"a": 1, ".priority": 5}}).status_code == 401
+    assert raw.put("strict", {"a": 1}).status_code == 200
+    assert raw.put("loose", {"a": 1, ".priority": 5}).status_code == 200
+    exported = raw.get("/", params={"format": "export"}).json()
+    assert exported == {"strict": {"a": 1}, "loose": {"a": 1, ".priority": 5}}

@@ -708,6 +708,8 @@ def test_expression_with_auth(expression: str, auth: dict[str, Any] | None, expe
 # --- writes: cascade, newData/data/root, validate, multi-path --------------------------
 
 OPEN = {".write": True}
+# A record that refuses keys it doesn't name.
+RECORD = {".write": True, "rec": {"a": {".validate": True}, "$other": {".validate": False}}}
 
 WRITE_CASES = [
     # .write cascade
@@ -1002,6 +1004,98 @@ WRITE_CASES = [
         None,
         False,
         id="other-direct-write",
+    ),
+    # .priority is validated like a child the wildcard matches (Firebase): a record refusing
+    # unknown keys refuses a priority; without such a wildcard, priorities are accepted
+    pytest.param(
+        RECORD, [("/rec", {"a": 1, ".priority": 5})], None, None, False, id="prio-refused"
+    ),
+    pytest.param(RECORD, [("/rec", {"a": 1})], None, None, True, id="prio-none-record-ok"),
+    pytest.param(
+        RECORD, [("/rec", {".value": 1, ".priority": 5})], None, None, False, id="prio-on-leaf"
+    ),
+    pytest.param(
+        RECORD, [("/rec/.priority", 5)], {"rec": {"a": 1}}, None, False, id="prio-sub-path"
+    ),
+    pytest.param(
+        RECORD,
+        [("/rec/.priority", None)],
+        {"rec": {"a": 1, ".priority": 5}},
+        None,
+        True,
+        id="prio-removed",
+    ),
+    pytest.param(
+        RECORD,
+        [("/rec/a", 2)],
+        {"rec": {"a": 1, ".priority": 5}},
+        None,
+        True,
+        id="prio-untouched-not-validated",  # ours: like an untouched sibling
+    ),
+    pytest.param(
+        {".write": True, "list": {"$id": RECORD["rec"]}},
+        [("/list", {"r1": {"a": 1}, "r2": {"a": 1, ".priority": 5}})],
+        None,
+        None,
+        False,
+        id="prio-refused-below",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"a": {".validate": True}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        True,
+        id="prio-no-wildcard-ok",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$other": {".write": False}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        True,
+        id="prio-wildcard-without-validate-ok",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$other": {".validate": "newData.isNumber()"}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        True,
+        id="prio-newData-is-priority",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$other": {".validate": "newData.isNumber()"}}},
+        [("/rec", {"a": 1, ".priority": "p"})],
+        None,
+        None,
+        False,
+        id="prio-newData-is-priority-bad",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$k": {".validate": "$k == 'a' || $k == '.priority'"}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        True,
+        id="prio-wildcard-bound",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$k": {".validate": "$k != '.priority'"}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        False,
+        id="prio-wildcard-bound-refuses",
+    ),
+    pytest.param(
+        {".write": True, "rec": {"$k": {".validate": "newData.parent().child('a').val() == 1"}}},
+        [("/rec", {"a": 1, ".priority": 5})],
+        None,
+        None,
+        True,
+        id="prio-newData-parent-is-record",
     ),
     pytest.param(
         {".write": True, "items": {"$id": {".validate": "newData.child('id').val() == $id"}}},

@@ -3,7 +3,9 @@
 Reads and writes follow Firebase: ``.read``/``.write`` cascade from the root
 down (any grant wins, deeper rules can't revoke, nothing grants from below);
 ``.validate`` doesn't cascade and must pass at every non-null location on,
-above, and below each written path that has one.
+above, and below each written path that has one. A written value's priority is
+validated like a child named ``.priority``: by the location's ``$wildcard``
+rules, so a record whose ``$other`` refuses unknown keys refuses a priority too.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from ..values import Json, child, children
+from ..values import PRIORITY, Json, child, children, get_priority
 from .errors import RulesError
 from .evaluate import Context
 from .ruletree import RuleNode, build_tree
@@ -223,9 +225,16 @@ class _WriteJudge:
     def valid_below(
         self, node: RuleNode, path: Path, old: Json, new: Json, wildcards: dict[str, str]
     ) -> bool:
-        """Every ``.validate`` strictly below ``path`` where the new data exists passes."""
+        """Every ``.validate`` strictly below ``path`` where the new data exists passes.
+
+        The wildcard's rules also judge the new value's priority, as Firebase does,
+        with ``$wildcard`` bound to ``".priority"`` and ``newData`` the priority.
+        """
+        keys: list[str]
         if node.wildcard_node is not None:
-            keys = children(new).keys()
+            keys = list(children(new))
+            if get_priority(new) is not None:
+                keys.append(PRIORITY)
         else:
             keys = [k for k in node.named if _child(new, k) is not None]
         for key in keys:
@@ -266,4 +275,7 @@ def _descend(
 
 
 def _child(value: Json, key: str) -> Json:
-    return child(value, key) if value is not None else None
+    """The child ``key`` of an export-form value; ``.priority`` is the value's priority."""
+    if value is None:
+        return None
+    return get_priority(value) if key == PRIORITY else child(value, key)
