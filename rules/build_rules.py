@@ -188,6 +188,7 @@ NAME_OK = all_of(
 NOT_RESERVED = all_of(*(f"$key !== {js(k)}" for k in sorted(RESERVED_KEYS)))
 
 
+UNKEYABLE = "/[,#$\\[\\]\\/]/"  # in an address or domain, no allowance key can stand for it
 EMAIL_ALLOW = "allow/email/{auth.token.email.toLowerCase().replace('.', ',')}"
 DOMAIN_ALLOW = "allow/domain/{newData.child('ownerDomain').val().replace('.', ',')}"
 CODE_OWNER = "sessions/{root.child('invites/' + $code + '/sid').val()}/meta/owner"
@@ -209,9 +210,13 @@ def allowed_owner() -> str:
         all_of(
             "auth.token.email_verified === true",
             any_of(
-                R(EMAIL_ALLOW) + ".exists()",
+                # An address with a character keys can't hold is on no email allowance
+                # (the lookup would be an error, which denies the domain branch too), nor
+                # one with a comma, which would read as a dot: '"a,b"@x' is not '"a.b"@x'.
+                all_of(f"!auth.token.email.matches({UNKEYABLE})", R(EMAIL_ALLOW) + ".exists()"),
                 all_of(
                     "newData.child('ownerDomain').isString()",
+                    f"!newData.child('ownerDomain').val().matches({UNKEYABLE})",
                     R(DOMAIN_ALLOW) + ".exists()",
                 ),
             ),

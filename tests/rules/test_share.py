@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from emdash_fb.emulator.idtoken import mint_id_token
 from tests.rules import model
 from tests.rules.model import DAY_MS, DROP, TS, edit, replace, without
-from tests.rules.world import World, denied, ok
+from tests.rules.world import Actor, World, denied, ok
 
 
 @dataclass
@@ -295,3 +296,56 @@ def test_share_pieces_cannot_be_written_one_by_one(world: World) -> None:
     denied(alice.put(x.meta, x.body[x.meta]))
     denied(alice.put(x.invite, x.body[x.invite]))
     denied(alice.put(f"sessions/{x.sid}", {"meta": x.body[x.meta]}))
+
+
+def email_user(world: World, uid: str, email: str, *, verified: bool = True) -> Actor:
+    token = mint_id_token(
+        project_id=world.project_id,
+        uid=uid,
+        provider="password",
+        email=email,
+        email_verified=verified,
+    )
+    return Actor(world.raw.as_token(token), uid, "Alice")
+
+
+def emailed_share(email: str) -> Share:
+    """The honest share body of an owner who signs in with ``email``."""
+    x = honest()
+    domain = email.rsplit("@", 1)[1].lower()
+    return Share(x.sid, x.code, edit(x.body, x.meta, ownerEmail=email.lower(), ownerDomain=domain))
+
+
+@pytest.mark.parametrize(
+    ("email", "allowance"),
+    [
+        ("Alice@Corp.Example", "email/alice@corp,example"),
+        ("alice@corp.example", "domain/corp,example"),
+        # characters a key can't hold: the email allowance can't apply, the domain one must
+        ("a#b@corp.example", "domain/corp,example"),
+        ("a[1]$x@corp.example", "domain/corp,example"),
+        ("a/b@corp.example", "domain/corp,example"),
+    ],
+)
+def test_owners_by_verified_email_or_domain(world: World, email: str, allowance: str) -> None:
+    ok(world.admin.put(f"allow/{allowance}", True))
+    unverified = email_user(world, "alice", email, verified=False)
+    denied(unverified.update(emailed_share(email).body))
+    ok(email_user(world, "alice", email).update(emailed_share(email).body))
+
+
+def test_a_look_alike_address_is_not_on_the_allowance(world: World) -> None:
+    ok(world.admin.put("allow/email/alice@corp,example", True))
+    ok(world.admin.put('allow/email/"alice,x"@evil,example', True))  # for "alice.x"@evil.example
+    for email in (
+        "alice@corp.example.evil",
+        "alice.corp@example",
+        "alice@corp,example",  # a comma would read as the dot of the allowance key
+        '"alice,x"@evil.example',
+    ):
+        denied(email_user(world, "alice", email).update(emailed_share(email).body))
+    ok(
+        email_user(world, "alice", '"alice.x"@evil.example').update(
+            emailed_share('"alice.x"@evil.example').body
+        )
+    )
