@@ -619,7 +619,8 @@ def roles_rules() -> dict[str, Any]:
     return C(
         """
 Sticky roles: roles/<uid> = the role that uid has whenever it is a member.
-Created at the first join as the role of the invite used; changed only by
+Created at the first join as the role of the invite used (or viewer, which
+a joiner may always choose); changed only by
 the OWNER (set role), OPEN; never deleted, so leaving and rejoining can't
 raise a role. The uid may read its own (to rejoin with it).
 """,
@@ -633,7 +634,9 @@ raise a role. The uid may read its own (to rejoin with it).
                         "!data.exists()",
                         NOT_RUNNER,
                         joins_now(2),
-                        f"newData.val() === {via_role}",
+                        # the invite's role, or less: anyone may join as a viewer
+                        # (the web page does unless its link asks for the invite's role)
+                        f"(newData.val() === {via_role} || newData.val() === 'viewer')",
                     ),
                     all_of("$uid !== auth.uid", "data.exists()", OWNER, OPEN),
                 ),

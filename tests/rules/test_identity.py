@@ -346,3 +346,21 @@ def test_a_users_session_index_is_theirs_alone(world: World) -> None:
     carol = world.user("carol", "Carol")
     joined_body = model.join("carol", "Carol", sid, code)
     ok(carol.update({**joined_body, f"users/carol/sessions/{sid}": entry}))
+
+
+def test_a_joiner_may_choose_less_than_the_invite_gives(world: World) -> None:
+    """An editor invite may be used to join as a viewer (the web page's default), and that
+    choice sticks like any role: rejoining can't raise it, only the owner can."""
+    alice = world.user("alice")
+    s = world.share(alice)  # an editor invite
+    carol = world.user("carol")
+    ok(carol.update(model.join("carol", "Carol", s.sid, s.code or "", role="viewer")))
+    assert world.value(s.path("roles/carol")) == "viewer"
+    ok(carol.update(model.leave("carol", s.sid)))
+    denied(carol.update(model.join("carol", "Carol", s.sid, s.code or "", role="editor")))
+    denied(
+        carol.update(model.join("carol", "Carol", s.sid, s.code or "", role="editor", first=False))
+    )
+    ok(carol.update(model.join("carol", "Carol", s.sid, s.code or "", role="viewer", first=False)))
+    world.set_role(s, carol, "editor")
+    assert world.value(s.path("members/carol/role")) == "editor"
