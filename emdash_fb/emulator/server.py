@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from .config import EmulatorConfig, default_namespace
+from .cors import cors
 from .database import Database
 from .rtdb_http import MAX_BODY_BYTES, RtdbHandler, StreamSettings
 from .rules import RulesError, RuleSet
@@ -94,7 +95,7 @@ class EmulatorServer:
         # Collect young objects as usual, the old generation far less often.
         gc.set_threshold(*GC_THRESHOLDS)
         if "database" in self.config.only:
-            app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
+            app = web.Application(client_max_size=MAX_BODY_BYTES + 1, middlewares=[cors])
             app.router.add_route("*", "/{tail:.*}", self.rtdb.handle)
             await self._serve("database", app)
         if "auth" in self.config.only:

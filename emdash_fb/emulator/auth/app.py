@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..cors import cors
 from . import handlers
 from .project import AuthProject
 
@@ -47,7 +48,7 @@ def create_auth_app(project_id: str, *, project: AuthProject | None = None) -> w
     as ``app[AUTH_PROJECT]`` (for export/import by the server that runs it).
     """
     state = project if project is not None else AuthProject(project_id)
-    app = web.Application(middlewares=[handlers.render_errors])
+    app = web.Application(middlewares=[cors, handlers.render_errors])
     app[AUTH_PROJECT] = state
 
     for name, operation in V1_OPERATIONS.items():
