@@ -260,6 +260,9 @@ class EventDeriver:
         #: arrived: (event, since ms) by message id (see PAIR_GRACE_MS)
         self._held_replies: dict[str, tuple[MessagePosted, int]] = {}
         self._held_ends: dict[str, tuple[TurnEnded, int]] = {}
+        #: a running turn no lock names, and since when (ours, ms): the lock and the turn
+        #: arrive on different streams, so the lock of a turn that just ended may go first
+        self._unheld: tuple[str, int] | None = None
 
     def update(self, tree: Any, now_ms: int) -> list[Event]:
         new = as_dict(tree)
@@ -394,7 +397,10 @@ class EventDeriver:
             d = as_dict(raw)
             if d.get("state") == "running":
                 turn = Turn.parse(mid, raw)
-                if stalled(turn, lock, server_now):
+                if not stalled(turn, lock, server_now):
+                    self._unheld = None
+                    return AgentStatus("working", mid)
+                if self._unheld_for(mid, lock, now_ms):
                     return AgentStatus("stalled", mid)
                 return AgentStatus("working", mid)
             last_turn = max(last_turn, _int(d.get("endedAt"), 0), _int(d.get("startedAt"), 0))
@@ -402,6 +408,18 @@ class EventDeriver:
         if beat is not None and server_now - max(beat, last_turn) > RUNNER_FRESH_MS:
             return AgentStatus("offline")
         return AgentStatus("idle")
+
+    def _unheld_for(self, mid: str, lock: Lock | None, now_ms: int) -> bool:
+        """Whether the stall of ``mid`` is real: a lapsed lease is (the runner held it and
+        stopped renewing); a missing lock only once it has stayed missing PAIR_GRACE_MS,
+        since the finishing write removes it while the turn's own end may still be on
+        its way (the turns stream is not the live one)."""
+        if lock is not None and lock.mid == mid:
+            self._unheld = None
+            return True
+        if self._unheld is None or self._unheld[0] != mid:
+            self._unheld = (mid, now_ms)
+        return now_ms - self._unheld[1] >= PAIR_GRACE_MS
 
     def _agent_events(self, now_ms: int) -> list[Event]:
         status = self.agent_status(now_ms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from emdash_fb.session import events as ev
-from emdash_fb.session.events import EventDeriver
+from emdash_fb.session.events import PAIR_GRACE_MS, EventDeriver
 
 SID, MID = "-Nsession00000000000", "-Nmessage00000000000"
 
@@ -172,6 +172,27 @@ def test_a_running_turn_whose_lease_lapsed_is_stalled() -> None:
     # a runner claims it again: working
     back = with_lock(tree(turn=attempt(2, "hi")), lease_until=70_000)
     assert agent(d.update(back, 40_000)) == ["working"]
+
+
+def test_a_lock_gone_before_its_turns_end_arrives_is_not_a_stall() -> None:
+    """The finishing write removes the lock and ends the turn together, but the lock is
+    in the live stream and the turn in the turns stream: either may arrive first. A
+    turn that ends within the grace never showed a stalled agent; one whose lock stays
+    gone is stalled once the grace is over."""
+    d = EventDeriver(SID, "bob")
+    d.runner_heartbeat = 1_000
+    running = tree(turn=attempt(1, "hi"))
+    assert agent(d.update(with_lock(running, lease_until=30_000), 1_000)) == ["working"]
+    assert agent(d.update(running, 2_000)) == []  # the lock went first
+    assert agent(d.tick(3_000)) == []
+    done = tree(turn=attempt(1, "hi", state="done"), reply=True)
+    assert agent(d.update(done, 3_500)) == ["idle"]  # never "stalled"
+    # a turn that stays running with no lock at all is stalled, after the grace
+    again = tree(turn=attempt(2, "hi"))
+    assert agent(d.update(with_lock(again, lease_until=60_000), 10_000)) == ["working"]
+    assert agent(d.update(again, 11_000)) == []
+    assert agent(d.tick(11_000 + PAIR_GRACE_MS - 1)) == []
+    assert agent(d.tick(11_000 + PAIR_GRACE_MS)) == ["stalled"]
 
 
 def test_without_a_fresh_runner_heartbeat_the_agent_is_offline() -> None:
