@@ -42,6 +42,8 @@ from emdash_fb.session.names import (  # noqa: E402
 )
 
 OUT = Path(__file__).resolve().with_name("database.rules.json")
+# The web viewer folds and checks names as the rules do (web/app.js reads it).
+NAMES_OUT = Path(__file__).resolve().parents[1] / "web" / "names.json"
 MAX_QUEUED = 10  # the owner may allow 1..10 waiting messages per member
 TYPING_AHEAD_MS = 10_000
 MAX_TEXT = 16_000
@@ -1430,15 +1432,27 @@ def render() -> str:
     return text
 
 
+def render_names() -> str:
+    """The name rules for the web viewer: folding, forbidden characters, reserved keys."""
+    names = {
+        "confusables": [list(pair) for pair in CONFUSABLES],
+        "forbidden": FORBIDDEN_CLASS,
+        "reservedKeys": sorted(RESERVED_KEYS),
+        "max": MAX_NAME,
+    }
+    return json.dumps(names, indent=1) + "\n"
+
+
 def main(argv: list[str]) -> int:
-    text = render()
+    outputs = {OUT: render(), NAMES_OUT: render_names()}
     if "--check" in argv:
-        if OUT.read_text() != text:
-            print(f"{OUT} is out of date: run python {Path(__file__).name}", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT} ({len(text)} bytes)")
+        stale = [path for path, text in outputs.items() if path.read_text() != text]
+        for path in stale:
+            print(f"{path} is out of date: run python {Path(__file__).name}", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text)
+        print(f"wrote {path} ({len(text)} bytes)")
     return 0
 
 

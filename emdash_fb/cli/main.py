@@ -23,6 +23,7 @@ from .context import AppContext
 from .emulators import emulators_app
 from .runner_cmd import runner
 from .watch_cmd import watch
+from .web_cmd import web
 
 app = typer.Typer(
     name="emdash-fb",
@@ -70,6 +71,7 @@ for fn in (approve_cmd.approve, approve_cmd.deny):
     app.command(fn.__name__, context_settings={"ignore_unknown_options": True})(fn)
 app.command("runner")(runner)
 app.command("watch")(watch)
+app.command("web")(web)
 app.command("chat")(chat)
 app.command("demo")(demo)
 app.add_typer(commands.config_app, name="config")
