@@ -14,7 +14,7 @@ import typer
 
 from .commands import ctx_of
 from .identity_cmd import adopt_name
-from .joinline import join_command
+from .joinline import browser_link, join_command
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "rules" / "database.rules.json"
 
@@ -122,6 +122,7 @@ def demo(ctx: typer.Context) -> None:
     emulator = ThreadedEmulator(cfg).start()
     env = emulator.env()
     os.environ.update(env)
+    web = _demo_web(emulator)
     log_file = Path(tempfile.gettempdir()) / "emdash-fb-demo-runner.log"
     runner = _demo_runner(cfg.project_id, dict(os.environ), log_file).start()
     app = ctx_of(ctx)
@@ -140,6 +141,7 @@ def demo(ctx: typer.Context) -> None:
         # Plain print, not rich: one unbroken line that works pasted into any shell.
         line = join_command(app.target, code, profile="guest", name="guest")
         print(f"In a second terminal, from any folder, run:\n{line}", flush=True)
+        print(f"Or in a browser (viewers): {browser_link(app.target, code)}", flush=True)
 
     repl.show_invite = show_invite  # type: ignore[method-assign]
     for line in banner:
@@ -148,5 +150,22 @@ def demo(ctx: typer.Context) -> None:
         code = asyncio.run(repl.run())
     finally:
         runner.stop()
+        if web is not None:
+            web.stop()
         emulator.stop()
     raise typer.Exit(code)
+
+
+def _demo_web(emulator: Any) -> Any:
+    """The web viewer beside the demo (its port if free), so /share's link works as printed."""
+    from ..firebase.target import resolve_target
+    from ..webview import DEFAULT_PORT, ENV_WEB_URL, WebFilesMissing, WebServer, web_dir
+
+    try:
+        host = "127.0.0.1"
+        port = DEFAULT_PORT if _port_free(host, DEFAULT_PORT) else 0
+        server = WebServer(resolve_target(os.environ), web_dir(os.environ), host, port)
+        os.environ[ENV_WEB_URL] = server.start()
+    except (WebFilesMissing, OSError):
+        return None  # the demo works without it; /share then names `emdash-fb web`
+    return server

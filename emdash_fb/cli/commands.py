@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from ..session import codes
 from ..session.attachments import read_file
 from ..session.events import (
     Event,
@@ -28,7 +29,9 @@ from ..session.events import (
 )
 from ..session.records import Message
 from ..session.text import GUTTER, cell_width, clean, layout, one_line, uid_tag
+from ..webview import web_link
 from .context import AppContext
+from .joinline import browser_link
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -116,11 +119,14 @@ def share(
     app = ctx_of(ctx)
     shared = app.sessions.share(title, join_role=join_role, max_queued=max_queued)
     app.remember_session(shared.session)
+    link = browser_link(app.target, shared.invite)
+    web = web_link(app.target, codes.normalize(shared.invite) or shared.invite)
     emit(
-        {"session": shared.session, "invite": shared.invite, "join_role": join_role},
+        {"session": shared.session, "invite": shared.invite, "join_role": join_role, "web": web},
         as_json,
         f"shared session {shared.session}\ninvite code: {shared.invite} (joiners are "
-        f"{join_role}s)\nothers join with: emdash-fb join {shared.invite}",
+        f"{join_role}s)\nothers join with: emdash-fb join {shared.invite}\n"
+        f"or in a browser (as viewers): {link}",
     )
 
 

@@ -1,4 +1,4 @@
-"""The command another person runs to join: one line that works pasted into any shell.
+"""How another person joins: a shell line that works pasted anywhere, or a browser link.
 
 Against an emulator the other terminal needs the two emulator variables (and
 the project, when it isn't the default) and this machine's `emdash-fb` by its
@@ -22,6 +22,8 @@ from ..firebase.target import (
     ENV_PROJECT_ID,
     Target,
 )
+from ..session import codes
+from ..webview import ENV_WEB_URL, web_link
 
 
 def executable() -> list[str]:
@@ -58,3 +60,14 @@ def join_command(
         words += ["--name", shlex.quote(name)]
     words += ["--join", shlex.quote(code)]
     return " ".join(words)
+
+
+def browser_link(target: Target, code: str) -> str:
+    """The web viewer's link for ``code`` (shown or stored form), code in the fragment,
+    and, unless ``$EMDASH_FB_WEB_URL`` says where it is served, what serves it."""
+    link = web_link(target, codes.normalize(code) or code)
+    if os.environ.get(ENV_WEB_URL):
+        return link
+    if target.is_emulator:
+        return f"{link}  (with `emdash-fb web` running)"
+    return f"{link}  (once deployed: firebase deploy --only hosting)"

@@ -294,11 +294,12 @@ class ChatRepl:
         )
 
     def show_invite(self, code: str) -> None:
-        from .joinline import join_command
+        from .joinline import browser_link, join_command
 
         self.out(Text.assemble(Text("invite code: ", style="bold"), Text(code, style="bold green")))
         # Plain print, not rich: one unbroken line another machine can paste as it is.
         print(f"others run: {join_command(self.app.target, code)}", flush=True)
+        print(f"or open: {browser_link(self.app.target, code)}", flush=True)
 
     # -- events ------------------------------------------------------------------------
 

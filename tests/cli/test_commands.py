@@ -68,7 +68,7 @@ def test_scripted_session(cli_env: dict[str, str]) -> None:
     assert "may not start sessions" in alice.fails("share", "--title", "demo")
     alice.json("admin", "allow", "me")
     shared = alice.json("share", "--title", "demo")
-    assert set(shared) == {"session", "invite", "join_role"}
+    assert set(shared) == {"session", "invite", "join_role", "web"}
     sent = alice.json("send", "first question")
     assert set(sent) == {"message", "position"} and sent["position"] == 1
     bob.json("login", "--name", "bob")
