@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench setup rules
+.PHONY: demo test lint bench setup rules browser
 
 $(BIN)/emdash-fb: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,7 +16,11 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(BIN)/emdash-fb node_modules/.package-lock.json
+setup: $(BIN)/emdash-fb node_modules/.package-lock.json browser
+
+# Chromium for the web viewer's tests (apt when missing and allowed; see the script)
+browser:
+	@bash scripts/install-browser.sh
 
 demo: $(BIN)/emdash-fb
 	$(BIN)/emdash-fb demo
