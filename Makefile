@@ -18,7 +18,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 setup: $(BIN)/emdash-fb node_modules/.package-lock.json browser
 
-# Chromium for the web viewer's tests (apt when missing and allowed; see the script)
+# Chromium and Firefox for the web viewer's tests (apt when missing and allowed; see the script)
 browser:
 	@bash scripts/install-browser.sh
 

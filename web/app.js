@@ -315,6 +315,9 @@ class SessionView {
     this.tick = setInterval(() => this.schedule(), 5000); // presence and expiry age
     window.addEventListener("online", () => this.gone || this.streams.forEach((s) => s.reopen(false)));
     window.addEventListener("offline", () => this.render());
+    // leaving the page closes the streams first (a browser otherwise reports them cut)
+    window.addEventListener("beforeunload", () => this.stop());
+    window.addEventListener("pagehide", () => this.stop());
   }
 
   async heartbeat() {

@@ -1,4 +1,4 @@
-"""A real headless Chromium for the web viewer's tests, driven by Playwright.
+"""A real headless Chromium for the web viewer's tests, driven by Playwright (Firefox: firefox.py).
 
 Debian's ``chromium`` (``/usr/bin/chromium``; ``make browser`` installs it) is
 driven by Playwright's Python package, which talks to it over the DevTools
