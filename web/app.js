@@ -12,7 +12,7 @@ const SV = { ".sv": "timestamp" };
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const RECENT = 20; // messages shown on joining, as the terminal does
 const HEARTBEAT_MS = 20000;
-const ONLINE_MS = 60000;
+const ONLINE_MS = 45000; // as the terminal: away after 45 s without a heartbeat
 const STORE = "emdash-fb-web";
 const VIEWER_REFUSED =
   "refused: you joined as a viewer, and only editors can send (the owner can make you an editor)";
