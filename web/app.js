@@ -365,7 +365,8 @@ class SessionView {
     let state = "live";
     if (!navigator.onLine) state = "offline";
     else if (this.gone) state = "offline";
-    else if (this.streams.some((s) => s.state !== "live")) state = this.streams.some((s) => s.state === "live") ? "reconnecting" : "connecting";
+    else if (this.streams.some((s) => s.state !== "live")) state = this.everLive ? "reconnecting" : "connecting";
+    else this.everLive = true;
     badge.dataset.state = state;
     badge.textContent = this.gone ? "no longer a member" : { live: "live", reconnecting: "reconnecting…", connecting: "connecting…", offline: "offline" }[state];
   }

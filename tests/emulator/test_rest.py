@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from emdash_fb.emulator.idtoken import mint_id_token
+from tests.emulator.test_rules_engine import KEY_ORDER, NOT_KEY
 from tests.support.rtdb import RawRtdb
 
 PARSE_ERROR = "Invalid data; couldn't parse JSON object, array, or value."
@@ -360,18 +361,6 @@ def test_index_not_defined(raw: RawRtdb) -> None:
 
 # -- query.* in read rules, from real query strings ---------------------------
 
-KEY_ORDER = {
-    "orderByKey": True,
-    "orderByValue": False,
-    "orderByPriority": False,
-    "orderByChild": None,
-    "startAt": None,
-    "endAt": None,
-    "equalTo": None,
-    "limitToFirst": None,
-    "limitToLast": None,
-}
-NOT_KEY = {**KEY_ORDER, "orderByKey": False}
 
 
 @pytest.mark.parametrize(
