@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.cli.test_commands import Cli, cli_env  # noqa: F401 (fixture)
 from tests.support.terminal import Terminal
@@ -172,6 +173,14 @@ def test_the_demos_join_line_works_pasted_into_another_shell(tmp_path: Path) -> 
         demo.wait_for("guest joined", timeout=20)
         guest.line("hello from the pasted line")
         demo.wait_for("hello from the pasted line", timeout=20)
+        # the browser link it printed is served by the demo itself, config and all
+        raw = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", demo.raw.decode("utf-8", "replace"))
+        link = re.search(r"Or in a browser \(viewers\): (http://\S+)/#code=([0-9A-Z]{10})", raw)
+        assert link is not None, raw
+        page = requests.get(link.group(1) + "/", timeout=5)
+        assert page.status_code == 200 and "Join a session" in page.text
+        config = requests.get(link.group(1) + "/__/firebase/init.json", timeout=5).json()
+        assert config["databaseEmulatorHost"] and config["authEmulatorHost"]
     finally:
         for t in (guest, demo):
             if t is not None:
