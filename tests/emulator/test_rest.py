@@ -362,7 +362,6 @@ def test_index_not_defined(raw: RawRtdb) -> None:
 # -- query.* in read rules, from real query strings ---------------------------
 
 
-
 @pytest.mark.parametrize(
     ("query_string", "expected"),
     [
