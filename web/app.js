@@ -117,8 +117,10 @@ class Identity {
     localStorage.setItem(STORE, JSON.stringify(this.saved));
   }
 
-  forget() {
-    this.saved = null; // the next token() refreshes
+  // The ID token was refused or revoked: the next token() refreshes it with the
+  // refresh token, so the identity (the uid, and the memberships) stays the same.
+  expire() {
+    if (this.saved) this.saved.expiresAt = 0;
   }
 }
 
@@ -150,7 +152,7 @@ class Database {
     return `${this.cfg.db}/${path}.json?${q}`;
   }
 
-  async request(method, path, body) {
+  async request(method, path, body, retried = false) {
     const url = await this.url(path);
     let r;
     try {
@@ -162,7 +164,12 @@ class Database {
     } catch (_) {
       throw new NetworkError();
     }
-    if (r.status === 401) throw new Denied();
+    if (r.status === 401) {
+      const why = await r.json().catch(() => ({}));
+      if (why.error === "Permission denied" || retried) throw new Denied();
+      this.identity.expire(); // the token itself was refused (expired, revoked): renew, once
+      return this.request(method, path, body, true);
+    }
     if (!r.ok) throw new Error(`the database answered ${r.status}`);
     return r.json();
   }
@@ -231,8 +238,20 @@ class Stream {
     this.setState("connecting");
     const source = new EventSource(await this.db.url(this.path, this.params));
     this.source = source;
-    source.onopen = () => this.setState("live");
-    source.onerror = () => this.setState(source.readyState === EventSource.CLOSED ? "offline" : "reconnecting");
+    source.onopen = () => {
+      this.retryMs = 0;
+      this.setState("live");
+    };
+    source.onerror = () => {
+      if (source.readyState !== EventSource.CLOSED) {
+        this.setState("reconnecting"); // the browser retries by itself
+        return;
+      }
+      // refused outright (a token that expired while we were away, say): renew and retry
+      this.setState("reconnecting");
+      this.retryMs = Math.min(30000, (this.retryMs || 1000) * 2);
+      setTimeout(() => this.reopen(true), this.retryMs);
+    };
     source.addEventListener("put", (e) => this.apply(e, false));
     source.addEventListener("patch", (e) => this.apply(e, true));
     source.addEventListener("auth_revoked", () => this.reopen(true));
@@ -245,7 +264,7 @@ class Stream {
 
   reopen(freshToken) {
     if (this.source) this.source.close();
-    if (freshToken) this.db.identity.forget();
+    if (freshToken) this.db.identity.expire();
     this.open();
   }
 

@@ -234,3 +234,18 @@ def test_the_page_says_when_it_is_cut_off_and_catches_up_after(
         wait_text(page, "#role", "you: Vera (viewer)")
         wait_text(page, "#transcript", "said while the page was cut off")
         assert page.page.is_hidden("#join")
+        # a token the database refuses (expired while the laptop slept, say) is renewed
+        # with the refresh token: the same identity, the same membership, live again
+        uid = page.page.evaluate("JSON.parse(localStorage['emdash-fb-web']).uid")
+        page.page.evaluate(
+            "s = JSON.parse(localStorage['emdash-fb-web']); s.idToken = 'x.y.z';"
+            "s.expiresAt = Date.now() + 3600e3; localStorage['emdash-fb-web'] = JSON.stringify(s)"
+        )
+        page.page.reload()
+        page.page.wait_for_selector("body[data-ready]", state="attached")
+        wait_text(page, "#role", "you: Vera (viewer)")
+        wait_text(page, "#connection", "live")
+        alice.line("after the renewal")
+        wait_text(page, "#transcript", "after the renewal")
+        assert page.page.evaluate("JSON.parse(localStorage['emdash-fb-web']).uid") == uid
+        assert page.page.evaluate("JSON.parse(localStorage['emdash-fb-web']).idToken") != "x.y.z"
