@@ -437,23 +437,58 @@ class SessionView {
     const members = tree.members || {};
     const now = Date.now();
     const items = [];
+    const shown = [];
     for (const [mid, turn] of Object.entries(this.turns.tree)) {
       for (const [aid, a] of Object.entries(turn.approvals || {})) {
         let status;
+        const open = !a.outcome && !a.answer && turn.state === "running" && !(a.expiresAt && a.expiresAt <= now);
         if (a.outcome) status = `${a.outcome.allow ? "allowed" : "denied"} by ${whoName(members, a.outcome.by)}${a.outcome.reason ? `: ${a.outcome.reason}` : ""}`;
         else if (a.answer) status = `${a.answer.decision === "allow" ? "allowed" : "denied"} by ${whoName(members, a.answer.by)}`;
         else if (turn.state !== "running") status = "closed";
-        else if (a.expiresAt && a.expiresAt <= now) status = "timed out";
+        else if (!open) status = "timed out";
         else status = `waiting${a.expiresAt ? ` (${Math.max(0, Math.round((a.expiresAt - now) / 1000))} s left)` : ""}`;
         const li = el("li", "", el("span", "who", a.tool || "tool"), el("span", "", ` ${status}`), el("div", "tool", a.summary || ""));
+        if (open && this.mayAnswer(tree, a)) {
+          for (const [decision, label] of [["allow", "Allow"], ["deny", "Deny"]]) {
+            const button = el("button", `answer ${decision}`, label);
+            button.type = "button";
+            Object.assign(button.dataset, { mid, aid, decision });
+            li.append(button);
+          }
+        }
         li.dataset.aid = aid;
         li.dataset.mid = mid;
-        if (!a.outcome && !a.answer && turn.state === "running") items.unshift(li);
+        shown.push(`${mid}/${aid}/${status}/${li.querySelectorAll("button").length}`);
+        if (open) items.unshift(li);
         else items.push(li);
       }
     }
+    const signature = shown.join("|");
+    if (signature === this.approvalsShown) return; // unchanged: keep focus and a click in progress
+    this.approvalsShown = signature;
     $("approvals").replaceChildren(...items.slice(0, 10));
     $("approvals-empty").hidden = items.length > 0;
+  }
+
+  // Who the owner's policy lets answer (the rules check the same; this only hides buttons).
+  mayAnswer(tree, request) {
+    const me = this.me;
+    if (!me) return false;
+    if (me.role === "owner") return true;
+    const approvers = ((tree.meta || {}).policy || {}).approvers || "owner";
+    if (approvers === "editors") return me.role === "editor";
+    if (approvers === "author") return request.author === this.identity.uid;
+    return false;
+  }
+
+  async answer(mid, aid, decision) {
+    const where = `sessions/${this.sid}/turns/${mid}/approvals/${aid}/answer`;
+    try {
+      await this.db.put(where, { by: this.identity.uid, decision, at: SV });
+    } catch (e) {
+      if (!(e instanceof Denied)) throw e;
+      throw new Error("refused: it was answered already, it timed out, or the policy doesn't let you answer");
+    }
   }
 
   renderTranscript() {
@@ -696,6 +731,21 @@ function show(view) {
       box.focus();
     }
   };
+  $("approvals").addEventListener("click", async (e) => {
+    const button = e.target.closest("button.answer");
+    if (!button) return;
+    const status = $("approvals-status");
+    button.disabled = true;
+    status.className = "";
+    status.textContent = "";
+    try {
+      await view.answer(button.dataset.mid, button.dataset.aid, button.dataset.decision);
+    } catch (err) {
+      status.className = "error";
+      status.replaceChildren(visible(err.message));
+      button.disabled = false;
+    }
+  });
   $("send").addEventListener("submit", (e) => {
     e.preventDefault();
     submit();

@@ -168,6 +168,18 @@ def test_a_browser_follows_and_joins_in(
         wait_text(vera, "#transcript", "Eddie \u0415. asked: hi from a phone", timeout=30)
         wait_text(vera, "#members", "Eddie")
 
+        # the owner lets editors answer: the phone allows a command; the viewer can't
+        alice.line("/policy approvers editors")
+        alice.wait_for("approvals: ")
+        alice.line("run: echo from-the-phone")
+        eddie.page.wait_for_selector("#approvals button.answer.allow", timeout=30000)
+        wait_text(vera, "#approvals", "waiting")
+        assert vera.page.locator("#approvals button").count() == 0
+        eddie.page.click("#approvals button.answer.allow")
+        wait_text(vera, "#approvals", "allowed by Eddie \u0415.", timeout=30)
+        wait_text(vera, "#transcript", "I ran echo from-the-phone", timeout=30)
+        assert eddie.page.locator("#approvals button").count() == 0
+
         assert "stopped answering" not in alice.text()  # every status was true
         screenshot(vera, "desktop-1280")
         screenshot(eddie, "phone-390")
