@@ -27,7 +27,7 @@ const $ = (id) => document.getElementById(id);
 const INVISIBLE =
   /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\ufff9-\ufffb]/g;
 
-export function visible(text) {
+function visible(text) {
   const out = document.createDocumentFragment();
   let last = 0;
   for (const match of String(text).matchAll(INVISIBLE)) {
@@ -187,7 +187,7 @@ class NetworkError extends Error {
 // ---------------------------------------------------------------------------
 // Codes and names, as the terminal client and the rules have them.
 
-export function normalizeCode(typed) {
+function normalizeCode(typed) {
   const cleaned = typed.replace(/[\s-]/g, "").toUpperCase().replace(/[IL]/g, "1").replace(/O/g, "0");
   if (cleaned.length !== 10 || [...cleaned].some((c) => !ALPHABET.includes(c))) return null;
   return cleaned;
@@ -312,11 +312,10 @@ class Stream {
 // The session view.
 
 class SessionView {
-  constructor(db, identity, sid, code) {
+  constructor(db, identity, sid) {
     this.db = db;
     this.identity = identity;
     this.sid = sid;
-    this.code = code;
     this.pending = false;
     const onChange = () => this.schedule();
     const onState = (stream, state) => this.streamState(stream, state);
@@ -676,7 +675,7 @@ async function main() {
   // A reload (the code has left the address bar) comes back to the session it was in.
   const sid = remembered();
   if (!wanted.code && sid && identity.uid) {
-    if (await isMember(db, sid, identity.uid)) show(new SessionView(db, identity, sid, null));
+    if (await isMember(db, sid, identity.uid)) show(new SessionView(db, identity, sid));
     else localStorage.removeItem(`${STORE}:session`);
   }
   document.body.dataset.ready = "true";
@@ -697,7 +696,7 @@ async function main() {
       localStorage.setItem(`${STORE}:name`, $("name").value);
       localStorage.setItem(`${STORE}:session`, sid);
       history.replaceState(null, "", "#"); // the code leaves the address bar
-      show(new SessionView(db, identity, sid, code));
+      show(new SessionView(db, identity, sid));
     } catch (e) {
       error.replaceChildren(visible(e.message));
     } finally {

@@ -8,13 +8,16 @@ import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from .commands import ctx_of
 from .identity_cmd import adopt_name
 from .joinline import browser_link, join_command
+
+if TYPE_CHECKING:
+    from ..webview import WebServer
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "rules" / "database.rules.json"
 
@@ -122,7 +125,7 @@ def demo(ctx: typer.Context) -> None:
     emulator = ThreadedEmulator(cfg).start()
     env = emulator.env()
     os.environ.update(env)
-    web = _demo_web(emulator)
+    web = _demo_web()
     log_file = Path(tempfile.gettempdir()) / "emdash-fb-demo-runner.log"
     runner = _demo_runner(cfg.project_id, dict(os.environ), log_file).start()
     app = ctx_of(ctx)
@@ -156,15 +159,16 @@ def demo(ctx: typer.Context) -> None:
     raise typer.Exit(code)
 
 
-def _demo_web(emulator: Any) -> Any:
+def _demo_web() -> WebServer | None:
     """The web viewer beside the demo (its port if free), so /share's link works as printed."""
     from ..firebase.target import resolve_target
-    from ..webview import DEFAULT_PORT, ENV_WEB_URL, WebFilesMissing, WebServer, web_dir
+    from ..webview import DEFAULT_PORT, ENV_WEB_URL, WebFilesMissing, web_dir
+    from ..webview import WebServer as Server
 
     try:
         host = "127.0.0.1"
         port = DEFAULT_PORT if _port_free(host, DEFAULT_PORT) else 0
-        server = WebServer(resolve_target(os.environ), web_dir(os.environ), host, port)
+        server = Server(resolve_target(os.environ), web_dir(os.environ), host, port)
         os.environ[ENV_WEB_URL] = server.start()
     except (WebFilesMissing, OSError):
         return None  # the demo works without it; /share then names `emdash-fb web`

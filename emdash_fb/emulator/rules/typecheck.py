@@ -262,7 +262,7 @@ class _Checker:
                 f"Type error: {_describe(obj)} can only be indexed with a literal name", pos
             )
         _expect(key_kinds, _t(STRING, NUMBER), "a key in brackets", pos)
-        return ANY | _t(NULL) if NULL in obj else ANY
+        return ANY  # null included: a missing key reads as null
 
     def call(self, node: Call) -> Type:
         receiver = self.infer(node.obj)
